@@ -1,0 +1,20 @@
+"""Drawing the sparse ternary hyperplanes that HasteConv hashes with."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def draw_hyperplanes(num_hyperplanes: int, dim: int, sparsity: float, seed: int) -> np.ndarray:
+    """An [L, dim] float32 matrix: 0 with probability `sparsity`, else +1 or -1 equally often.
+
+    Ternary entries make projecting an addition-only job, and make the sum
+    exact and reproducible, so every kernel forms the same groups.
+    """
+    if not 1 <= num_hyperplanes <= 64:
+        raise ValueError(f"the number of hyperplanes must be between 1 and 64, got {num_hyperplanes}")
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    rng = np.random.default_rng(seed)
+    u = rng.random((num_hyperplanes, dim))
+    signs = np.where(rng.random((num_hyperplanes, dim)) < 0.5, -1.0, 1.0)
+    return np.where(u < sparsity, 0.0, signs).astype(np.float32)

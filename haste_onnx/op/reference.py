@@ -1,0 +1,138 @@
+"""The numpy reference of HasteConv: the test oracle for every kernel.
+
+It follows docs/op_spec.md step by step. Hashing is done in float32 in the
+order the spec fixes, so it forms exactly the groups the C++ and CUDA kernels
+form; merging and convolving are done in float64, so the reference is more
+accurate than any float32 kernel it checks.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from onnx.reference.op_run import OpRun
+
+from .geometry import DEFAULT_TILE, DOMAIN, ConvAttrs, patch_size
+
+
+def extract_patches(x: np.ndarray, conv: ConvAttrs, tile: Sequence[int]) -> np.ndarray:
+    """All tiles' input patches of one image: [tiles_y, tiles_x, C, pH, pW] (step 1)."""
+    channels, height, width = x.shape
+    (top, left, _, _), (out_h, out_w) = conv.resolve_pads((height, width)), conv.output_hw((height, width))
+    (ph, pw), (th, tw), (sh, sw) = patch_size(conv.kernel_shape, conv.strides, conv.dilations, tile), tile, conv.strides
+    tiles_y, tiles_x = -(-out_h // th), -(-out_w // tw)
+    # Zero-pad so that every tile's full-size patch lies inside the array.
+    rows = max(top + height, (tiles_y - 1) * th * sh + ph)
+    cols = max(left + width, (tiles_x - 1) * tw * sw + pw)
+    padded = np.zeros((channels, rows, cols), np.float32)
+    padded[:, top:top + height, left:left + width] = x
+    patches = np.empty((tiles_y, tiles_x, channels, ph, pw), np.float32)
+    for ty in range(tiles_y):
+        for tx in range(tiles_x):
+            y0, x0 = ty * th * sh, tx * tw * sw
+            patches[ty, tx] = padded[:, y0:y0 + ph, x0:x0 + pw]
+    return patches
+
+
+def hash_codes(vectors: np.ndarray, hyperplanes: np.ndarray, centering: bool) -> np.ndarray:
+    """L-bit codes of [..., C, d] channel vectors (steps 3 and 4), as uint64 [..., C]."""
+    x = vectors.astype(np.float32)
+    channels, dim = x.shape[-2:]
+    if centering:
+        total = np.zeros(x.shape[:-2] + (dim,), np.float32)
+        for c in range(channels):  # float32, in channel order, as the spec fixes
+            total += x[..., c, :]
+        x = x - (total / np.float32(channels))[..., None, :]
+    planes = hyperplanes.astype(np.float32)
+    projections = np.zeros(x.shape[:-1] + (planes.shape[0],), np.float32)
+    for j in range(dim):  # float32, in increasing j; every product is exact
+        projections += x[..., j:j + 1] * planes[:, j]
+    bits = (projections > 0).astype(np.uint64)
+    weights = np.left_shift(np.uint64(1), np.arange(planes.shape[0], dtype=np.uint64))
+    return (bits * weights).sum(axis=-1, dtype=np.uint64)
+
+
+def group_channels(codes: np.ndarray) -> list:
+    """Channels with equal codes, as index arrays ordered by their first member (step 5)."""
+    groups: dict = {}
+    for c, code in enumerate(codes.tolist()):
+        groups.setdefault(code, []).append(c)
+    return [np.array(members) for members in groups.values()]
+
+
+def valid_conv(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dilations: Sequence[int],
+               out_hw: Sequence[int]) -> np.ndarray:
+    """Valid convolution of x [C, h, w] with w [M, C, kH, kW], first out_hw outputs only."""
+    (sh, sw), (dh, dw), (oh, ow) = strides, dilations, out_hw
+    out = np.zeros((w.shape[0], oh, ow), np.float64)
+    for ky in range(w.shape[2]):
+        for kx in range(w.shape[3]):
+            window = x[:, ky * dh: ky * dh + (oh - 1) * sh + 1: sh, kx * dw: kx * dw + (ow - 1) * sw + 1: sw]
+            out += np.einsum("mc,cyx->myx", w[:, :, ky, kx], window)
+    return out
+
+
+def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplanes: np.ndarray,
+               conv: ConvAttrs, tile: Sequence[int] = DEFAULT_TILE, centering: bool = True) -> np.ndarray:
+    """HasteConv of a batch x [N, C_in, H, W]; returns float32 [N, C_out, H_out, W_out]."""
+    batch, channels, height, width = x.shape
+    out_channels, group_channels_in = w.shape[:2]
+    groups = conv.group
+    out_h, out_w = conv.output_hw((height, width))
+    th, tw = tile
+    out_per_group = out_channels // groups
+    w64 = w.astype(np.float64)
+    y = np.zeros((batch, out_channels, out_h, out_w), np.float64)
+    for n in range(batch):
+        patches = extract_patches(x[n], conv, tile)  # [Ty, Tx, C, pH, pW]
+        tiles_y, tiles_x = patches.shape[:2]
+        for g in range(groups):
+            chans = slice(g * group_channels_in, (g + 1) * group_channels_in)
+            outs = slice(g * out_per_group, (g + 1) * out_per_group)
+            group_patches = patches[:, :, chans]
+            codes = hash_codes(group_patches.reshape(tiles_y, tiles_x, group_channels_in, -1), hyperplanes, centering)
+            for ty in range(tiles_y):
+                for tx in range(tiles_x):
+                    patch = group_patches[ty, tx].astype(np.float64)
+                    members = group_channels(codes[ty, tx])
+                    merged_x = np.stack([patch[m].mean(axis=0) for m in members])           # step 6
+                    merged_w = np.stack([w64[outs][:, m].sum(axis=1) for m in members], axis=1)
+                    rows, cols = min(th, out_h - ty * th), min(tw, out_w - tx * tw)
+                    y[n, outs, ty * th: ty * th + rows, tx * tw: tx * tw + cols] = valid_conv(  # step 7
+                        merged_x, merged_w, conv.strides, conv.dilations, (rows, cols))
+    if b is not None:
+        y += b.astype(np.float64)[None, :, None, None]
+    return y.astype(np.float32)
+
+
+def merged_channel_count(x: np.ndarray, hyperplanes: np.ndarray, conv: ConvAttrs,
+                         tile: Sequence[int] = DEFAULT_TILE, centering: bool = True) -> np.ndarray:
+    """C' per image, conv group and tile: [N, group, tiles_y, tiles_x] (for tests and analysis)."""
+    counts = []
+    gc = x.shape[1] // conv.group
+    for n in range(x.shape[0]):
+        patches = extract_patches(x[n], conv, tile)
+        per_group = []
+        for g in range(conv.group):
+            p = patches[:, :, g * gc:(g + 1) * gc]
+            codes = hash_codes(p.reshape(p.shape[0], p.shape[1], gc, -1), hyperplanes, centering)
+            per_group.append([[len(np.unique(codes[i, j])) for j in range(codes.shape[1])] for i in range(codes.shape[0])])
+        counts.append(per_group)
+    return np.array(counts)
+
+
+class HasteConv(OpRun):
+    """`haste::HasteConv` for `onnx.reference.ReferenceEvaluator(model, new_ops=[HasteConv])`."""
+
+    op_domain = DOMAIN
+
+    def _run(self, X, W, B=None, hyperplanes=None, auto_pad=None, dilations=None, group=None,  # noqa: N803
+             kernel_shape=None, pads=None, strides=None, tile=None, centering=None, seed=None, sparsity=None):
+        attrs = {k: v for k, v in dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape,
+                                       pads=pads, strides=strides).items() if v is not None}
+        conv = ConvAttrs.from_dict(attrs, W.shape)
+        if hyperplanes is None:
+            raise ValueError("HasteConv needs its hyperplanes input")
+        tile = tuple(tile) if tile is not None else DEFAULT_TILE
+        centering = True if centering is None else bool(centering)
+        return (haste_conv(X, W, B, hyperplanes, conv, tile, centering),)
