@@ -1,0 +1,350 @@
+#include "haste_conv_op.h"
+
+#include <atomic>
+#include <cstring>
+#include <exception>
+
+namespace haste {
+
+const OrtApi* g_ort = nullptr;
+
+namespace {
+
+#define HASTE_RETURN_IF_ERROR(expr)  \
+  do {                               \
+    OrtStatus* status_ = (expr);     \
+    if (status_ != nullptr) return status_; \
+  } while (0)
+
+OrtStatus* Error(const std::string& node, const std::string& message) {
+  const std::string text = "HasteConv node '" + node + "': " + message;
+  return g_ort->CreateStatus(ORT_INVALID_ARGUMENT, text.c_str());
+}
+
+// Reads an optional attribute; a missing one leaves `out` at its default.
+template <typename Getter>
+bool TryRead(Getter getter) {
+  OrtStatus* status = getter();
+  if (status == nullptr) return true;
+  g_ort->ReleaseStatus(status);
+  return false;
+}
+
+bool ReadInts(const OrtKernelInfo* info, const char* name, std::vector<int64_t>* out) {
+  size_t size = 0;
+  if (!TryRead([&] { return g_ort->KernelInfoGetAttributeArray_int64(info, name, nullptr, &size); })) return false;
+  std::vector<int64_t> values(size);
+  if (size && !TryRead([&] { return g_ort->KernelInfoGetAttributeArray_int64(info, name, values.data(), &size); }))
+    return false;
+  *out = values;
+  return true;
+}
+
+bool ReadString(const OrtKernelInfo* info, const char* name, std::string* out) {
+  size_t size = 0;
+  if (!TryRead([&] { return g_ort->KernelInfoGetAttribute_string(info, name, nullptr, &size); })) return false;
+  std::string value(size, '\0');
+  if (!TryRead([&] { return g_ort->KernelInfoGetAttribute_string(info, name, value.data(), &size); })) return false;
+  value.resize(std::strlen(value.c_str()));
+  *out = value;
+  return true;
+}
+
+OrtStatus* ShapeOf(const OrtValue* value, std::vector<int64_t>* shape, ONNXTensorElementDataType* type) {
+  OrtTensorTypeAndShapeInfo* info = nullptr;
+  HASTE_RETURN_IF_ERROR(g_ort->GetTensorTypeAndShape(value, &info));
+  size_t rank = 0;
+  OrtStatus* status = g_ort->GetDimensionsCount(info, &rank);
+  if (!status) {
+    shape->assign(rank, 0);
+    status = g_ort->GetDimensions(info, shape->data(), rank);
+  }
+  if (!status && type) status = g_ort->GetTensorElementType(info, type);
+  g_ort->ReleaseTensorTypeAndShapeInfo(info);
+  return status;
+}
+
+// Attribute reading for output shape inference (C API: the C++ helper drops
+// symbolic dimensions).
+bool ReadInferInts(const OrtShapeInferContext* ctx, const char* name, std::vector<int64_t>* out) {
+  const OrtOpAttr* attr = nullptr;
+  OrtStatus* status = g_ort->ShapeInferContext_GetAttribute(ctx, name, &attr);
+  if (status) {
+    g_ort->ReleaseStatus(status);
+    return false;
+  }
+  if (!attr) return false;
+  size_t bytes = 0;
+  status = g_ort->ReadOpAttr(attr, ORT_OP_ATTR_INTS, nullptr, 0, &bytes);
+  if (status) g_ort->ReleaseStatus(status);
+  std::vector<int64_t> values(bytes / sizeof(int64_t));
+  if (!values.empty()) {
+    status = g_ort->ReadOpAttr(attr, ORT_OP_ATTR_INTS, values.data(), bytes, &bytes);
+    if (status) {
+      g_ort->ReleaseStatus(status);
+      return false;
+    }
+  }
+  *out = values;
+  return true;
+}
+
+bool ReadInferInt(const OrtShapeInferContext* ctx, const char* name, int64_t* out) {
+  const OrtOpAttr* attr = nullptr;
+  OrtStatus* status = g_ort->ShapeInferContext_GetAttribute(ctx, name, &attr);
+  if (status) {
+    g_ort->ReleaseStatus(status);
+    return false;
+  }
+  if (!attr) return false;
+  size_t bytes = 0;
+  status = g_ort->ReadOpAttr(attr, ORT_OP_ATTR_INT, out, sizeof(int64_t), &bytes);
+  if (status) {
+    g_ort->ReleaseStatus(status);
+    return false;
+  }
+  return true;
+}
+
+bool ReadInferString(const OrtShapeInferContext* ctx, const char* name, std::string* out) {
+  const OrtOpAttr* attr = nullptr;
+  OrtStatus* status = g_ort->ShapeInferContext_GetAttribute(ctx, name, &attr);
+  if (status) {
+    g_ort->ReleaseStatus(status);
+    return false;
+  }
+  if (!attr) return false;
+  size_t bytes = 0;
+  status = g_ort->ReadOpAttr(attr, ORT_OP_ATTR_STRING, nullptr, 0, &bytes);
+  if (status) g_ort->ReleaseStatus(status);
+  std::string value(bytes, '\0');
+  status = g_ort->ReadOpAttr(attr, ORT_OP_ATTR_STRING, value.data(), bytes, &bytes);
+  if (status) {
+    g_ort->ReleaseStatus(status);
+    return false;
+  }
+  value.resize(std::strlen(value.c_str()));
+  *out = value;
+  return true;
+}
+
+struct TypeShape {
+  std::vector<int64_t> dims;
+  std::vector<std::string> symbols;
+};
+
+OrtStatus* InferInputShape(const OrtShapeInferContext* ctx, size_t index, TypeShape* out, bool* known) {
+  OrtTensorTypeAndShapeInfo* info = nullptr;
+  HASTE_RETURN_IF_ERROR(g_ort->ShapeInferContext_GetInputTypeShape(ctx, index, &info));
+  *known = info != nullptr;
+  if (!info) return nullptr;
+  size_t rank = 0;
+  OrtStatus* status = g_ort->GetDimensionsCount(info, &rank);
+  std::vector<const char*> symbols(rank, nullptr);
+  if (!status) {
+    out->dims.assign(rank, -1);
+    status = g_ort->GetDimensions(info, out->dims.data(), rank);
+  }
+  if (!status && rank) status = g_ort->GetSymbolicDimensions(info, symbols.data(), rank);
+  if (!status)
+    for (const char* s : symbols) out->symbols.emplace_back(s ? s : "");
+  // Not released: the context owns it (ORT keeps it in a unique_ptr; releasing double-frees).
+  return status;
+}
+
+OrtStatusPtr InferOutputShape(const OrtCustomOp*, OrtShapeInferContext* ctx) {
+  HasteAttrs a;
+  std::string auto_pad;
+  if (ReadInferString(ctx, "auto_pad", &auto_pad) && !ParseAutoPad(auto_pad, &a.auto_pad))
+    return g_ort->CreateStatus(ORT_INVALID_ARGUMENT, ("HasteConv: unknown auto_pad '" + auto_pad + "'").c_str());
+  ReadInferInts(ctx, "kernel_shape", &a.kernel_shape);
+  ReadInferInts(ctx, "strides", &a.strides);
+  ReadInferInts(ctx, "dilations", &a.dilations);
+  ReadInferInts(ctx, "pads", &a.pads);
+  ReadInferInt(ctx, "group", &a.group);
+  ReadInferInts(ctx, "tile", &a.tile);
+  const std::string problem = ValidateAttrs(a);
+  if (!problem.empty()) return g_ort->CreateStatus(ORT_INVALID_ARGUMENT, ("HasteConv: " + problem).c_str());
+
+  TypeShape x, w;
+  bool x_known = false, w_known = false;
+  HASTE_RETURN_IF_ERROR(InferInputShape(ctx, 0, &x, &x_known));
+  HASTE_RETURN_IF_ERROR(InferInputShape(ctx, 1, &w, &w_known));
+  if (!x_known || x.dims.size() != 4) return nullptr;  // nothing to say; checked at run time
+  if (w_known && w.dims.size() != 4)
+    return g_ort->CreateStatus(ORT_INVALID_ARGUMENT,
+                               ("HasteConv: W must have rank 4, got " + ShapeToString(w.dims)).c_str());
+
+  std::vector<int64_t> dims(4, -1);
+  std::vector<std::string> symbols(4);
+  dims[0] = x.dims[0];
+  symbols[0] = x.symbols[0];
+  if (w_known) dims[1] = w.dims[0];
+  for (int axis = 0; axis < 2; ++axis) {
+    int64_t kernel = a.kernel_shape.empty() ? (w_known ? w.dims[2 + axis] : -1) : a.kernel_shape[axis];
+    const int64_t size = x.dims[2 + axis];
+    if (kernel < 1) continue;
+    if (size >= 0) {
+      dims[2 + axis] = OutputSize(a, axis, size, kernel, nullptr);
+      continue;
+    }
+    // A symbolic size keeps its name when the convolution preserves it.
+    const int64_t effective = (kernel - 1) * a.dilations[axis] + 1;
+    const bool same = a.auto_pad == AutoPad::SameUpper || a.auto_pad == AutoPad::SameLower;
+    const int64_t pads = a.auto_pad == AutoPad::Valid ? 0 : a.pads[axis] + a.pads[axis + 2];
+    if (a.strides[axis] == 1 && (same || pads == effective - 1)) symbols[2 + axis] = x.symbols[2 + axis];
+  }
+
+  OrtTensorTypeAndShapeInfo* info = nullptr;
+  HASTE_RETURN_IF_ERROR(g_ort->CreateTensorTypeAndShapeInfo(&info));
+  std::vector<const char*> symbol_ptrs;
+  // An unknown size needs a fresh symbol: ORT reads -1 with no symbol as a value.
+  static std::atomic<uint64_t> fresh{0};
+  for (size_t i = 0; i < symbols.size(); ++i) {
+    if (dims[i] < 0 && symbols[i].empty()) symbols[i] = "haste_unk__" + std::to_string(fresh++);
+    symbol_ptrs.push_back(symbols[i].c_str());
+  }
+  OrtStatus* status = g_ort->SetTensorElementType(info, ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT);
+  if (!status) status = g_ort->SetDimensions(info, dims.data(), dims.size());
+  if (!status) status = g_ort->SetSymbolicDimensions(info, symbol_ptrs.data(), symbol_ptrs.size());
+  if (!status) status = g_ort->ShapeInferContext_SetOutputTypeShape(ctx, 0, info);
+  g_ort->ReleaseTensorTypeAndShapeInfo(info);
+  return status;
+}
+
+}  // namespace
+
+HasteConvOp::HasteConvOp() { OrtCustomOp::InferOutputShapeFn = InferOutputShape; }
+
+OrtStatusPtr HasteConvOp::CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
+  try {
+    auto* k = new HasteConvKernel();
+    OrtStatus* status = k->Init(info);
+    if (status) {
+      delete k;
+      return status;
+    }
+    *kernel = k;
+    return nullptr;
+  } catch (const std::exception& e) {
+    return g_ort->CreateStatus(ORT_FAIL, (std::string("HasteConv: kernel creation failed: ") + e.what()).c_str());
+  }
+}
+
+OrtStatusPtr HasteConvKernel::Init(const OrtKernelInfo* info) {
+  size_t size = 0;
+  if (TryRead([&] { return g_ort->KernelInfo_GetNodeName(info, nullptr, &size); })) {
+    std::string name(size, '\0');
+    if (TryRead([&] { return g_ort->KernelInfo_GetNodeName(info, name.data(), &size); }))
+      node_name = name.c_str();
+  }
+  std::string auto_pad;
+  if (ReadString(info, "auto_pad", &auto_pad) && !ParseAutoPad(auto_pad, &attrs.auto_pad))
+    return Error(node_name, "unknown auto_pad '" + auto_pad + "'");
+  ReadInts(info, "kernel_shape", &attrs.kernel_shape);
+  ReadInts(info, "strides", &attrs.strides);
+  ReadInts(info, "dilations", &attrs.dilations);
+  ReadInts(info, "pads", &attrs.pads);
+  ReadInts(info, "tile", &attrs.tile);
+  int64_t value = 0;
+  if (TryRead([&] { return g_ort->KernelInfoGetAttribute_int64(info, "group", &value); })) attrs.group = value;
+  if (TryRead([&] { return g_ort->KernelInfoGetAttribute_int64(info, "centering", &value); }))
+    attrs.centering = value != 0;
+  const std::string problem = ValidateAttrs(attrs);
+  if (!problem.empty()) return Error(node_name, problem);
+
+  // Pack constant weights and hyperplanes once, not per run.
+  int is_constant = 0;
+  const OrtValue* tensor = nullptr;
+  if (TryRead([&] { return g_ort->KernelInfoGetConstantInput_tensor(info, 1, &is_constant, &tensor); }) &&
+      is_constant && tensor) {
+    HASTE_RETURN_IF_ERROR(ShapeOf(tensor, &weight_shape, nullptr));
+    if (weight_shape.size() != 4)
+      return Error(node_name, "W must have rank 4 [C_out, C_in/group, kH, kW], got shape " + ShapeToString(weight_shape));
+    if (weight_shape[0] % attrs.group != 0)
+      return Error(node_name, "group " + std::to_string(attrs.group) + " does not divide the " +
+                                  std::to_string(weight_shape[0]) + " output channels");
+    const float* data = nullptr;
+    HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(const_cast<OrtValue*>(tensor), (void**)&data));
+    PackWeights(data, weight_shape[0], weight_shape[1], weight_shape[2] * weight_shape[3], attrs.group,
+                &packed_weights);
+    weights_packed = true;
+  }
+  if (TryRead([&] { return g_ort->KernelInfoGetConstantInput_tensor(info, 3, &is_constant, &tensor); }) &&
+      is_constant && tensor) {
+    HASTE_RETURN_IF_ERROR(ShapeOf(tensor, &hyperplane_shape, nullptr));
+    if (hyperplane_shape.size() != 2)
+      return Error(node_name, "hyperplanes must have rank 2 [L, pH*pW], got shape " + ShapeToString(hyperplane_shape));
+    const float* data = nullptr;
+    HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(const_cast<OrtValue*>(tensor), (void**)&data));
+    PackHyperplanes(data, hyperplane_shape[0], hyperplane_shape[1], &packed_hyperplanes);
+    hyperplanes_packed = true;
+  }
+  return nullptr;
+}
+
+OrtStatusPtr HasteConvKernel::ComputeV2(OrtKernelContext* context) {
+  try {
+    const OrtValue *x = nullptr, *w = nullptr, *b = nullptr, *h = nullptr;
+    size_t inputs = 0;
+    HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetInputCount(context, &inputs));
+    HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetInput(context, 0, &x));
+    HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetInput(context, 1, &w));
+    if (inputs > 2) HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetInput(context, 2, &b));
+    if (inputs > 3) HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetInput(context, 3, &h));
+    if (!x || !w || !h) return Error(node_name, "inputs X, W and hyperplanes are required");
+
+    std::vector<int64_t> x_shape, w_shape, b_shape, h_shape;
+    HASTE_RETURN_IF_ERROR(ShapeOf(x, &x_shape, nullptr));
+    HASTE_RETURN_IF_ERROR(ShapeOf(w, &w_shape, nullptr));
+    HASTE_RETURN_IF_ERROR(ShapeOf(h, &h_shape, nullptr));
+    if (b) HASTE_RETURN_IF_ERROR(ShapeOf(b, &b_shape, nullptr));
+
+    ConvGeometry g;
+    const std::string problem = ResolveGeometry(attrs, x_shape, w_shape, b ? &b_shape : nullptr, h_shape, &g);
+    if (!problem.empty()) return Error(node_name, problem);
+
+    // Refuse work whose scratch memory could not be allocated sensibly.
+    const double scratch = double(g.group_in) * (g.patch_size() * 2 + g.kernel_h * g.kernel_w * (g.group_out + 64)) * 4;
+    if (scratch > 4e9) return Error(node_name, "the per-thread workspace would need " +
+                                               std::to_string(static_cast<int64_t>(scratch / 1e6)) + " MB");
+
+    const float *x_data = nullptr, *w_data = nullptr, *b_data = nullptr, *h_data = nullptr;
+    HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(const_cast<OrtValue*>(x), (void**)&x_data));
+    HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(const_cast<OrtValue*>(w), (void**)&w_data));
+    HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(const_cast<OrtValue*>(h), (void**)&h_data));
+    if (b) HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(const_cast<OrtValue*>(b), (void**)&b_data));
+
+    const int64_t out_dims[4] = {g.batch, g.out_channels, g.out_h, g.out_w};
+    OrtValue* y = nullptr;
+    HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetOutput(context, 0, out_dims, 4, &y));
+    float* y_data = nullptr;
+    HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(y, (void**)&y_data));
+    if (g.batch == 0 || g.out_channels == 0 || g.out_h == 0 || g.out_w == 0) return nullptr;
+
+    // Weights or hyperplanes that are not constant are packed per run.
+    PackedWeights local_w;
+    PackedHyperplanes local_h;
+    const PackedWeights* pw = &packed_weights;
+    const PackedHyperplanes* ph = &packed_hyperplanes;
+    if (!weights_packed || weight_shape != w_shape) {
+      PackWeights(w_data, g.out_channels, g.group_in, g.kernel_h * g.kernel_w, g.groups, &local_w);
+      pw = &local_w;
+    }
+    if (!hyperplanes_packed || hyperplane_shape != h_shape) {
+      PackHyperplanes(h_data, h_shape[0], h_shape[1], &local_h);
+      ph = &local_h;
+    }
+
+    OrtStatus* parallel_status = nullptr;
+    ParallelFor parallel_for = [&](size_t total, void (*fn)(void*, size_t), void* data) {
+      parallel_status = g_ort->KernelContext_ParallelFor(context, fn, total, 0, data);
+    };
+    HasteConvCpu(g, x_data, *pw, b_data, *ph, y_data, parallel_for);
+    return parallel_status;
+  } catch (const std::exception& e) {
+    return Error(node_name, std::string("run failed: ") + e.what());
+  }
+}
+
+}  // namespace haste

@@ -1,0 +1,48 @@
+// The HasteConv op as ONNX Runtime sees it: attributes, validation, output
+// shape inference and the CPU kernel object. ORT types live here and in
+// register.cc only; the math is in haste_conv_cpu.* and haste_common.*.
+#pragma once
+
+#define ORT_API_MANUAL_INIT
+#include <onnxruntime_cxx_api.h>
+#undef ORT_API_MANUAL_INIT
+
+#include <string>
+#include <vector>
+
+#include "haste_common.h"
+#include "haste_conv_cpu.h"
+
+namespace haste {
+
+// Set by RegisterCustomOps before any op is used.
+extern const OrtApi* g_ort;
+
+struct HasteConvKernel {
+  std::string node_name;
+  HasteAttrs attrs;
+  // Weights and hyperplanes packed at session creation when they are constant.
+  bool weights_packed = false, hyperplanes_packed = false;
+  std::vector<int64_t> weight_shape, hyperplane_shape;
+  PackedWeights packed_weights;
+  PackedHyperplanes packed_hyperplanes;
+
+  OrtStatusPtr Init(const OrtKernelInfo* info);
+  OrtStatusPtr ComputeV2(OrtKernelContext* context);
+};
+
+struct HasteConvOp : Ort::CustomOpBase<HasteConvOp, HasteConvKernel, /*WithStatus=*/true> {
+  HasteConvOp();
+  OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
+  const char* GetName() const { return "HasteConv"; }
+  const char* GetExecutionProviderType() const { return "CPUExecutionProvider"; }
+  size_t GetInputTypeCount() const { return 4; }
+  ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+  OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
+    return index == 2 ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;
+  }
+  size_t GetOutputTypeCount() const { return 1; }
+  ONNXTensorElementDataType GetOutputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
+};
+
+}  // namespace haste
