@@ -1,0 +1,168 @@
+"""The C++ kernel against the numpy reference, and against onnxruntime's Conv."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from haste_onnx.op import ConvAttrs
+from haste_onnx.op.reference import hash_codes, extract_patches, merged_channel_count
+from op_cases import Case, conv_model, haste_model, make_arrays, random_case, reference, relative_error
+
+TOLERANCE = 1e-4
+SUMMARY = os.environ.get("HASTE_FUZZ_SUMMARY")  # where to write counts and the worst error, if set
+
+
+def _fuzz_count(config, slow):
+    explicit = config.getoption("--fuzz-cases")
+    return explicit if explicit else (2000 if slow else 200)
+
+
+def _check_random_cases(count, run_haste, seed):
+    rng = np.random.default_rng(seed)
+    worst, worst_case, merged_tiles = 0.0, None, 0
+    for index in range(count):
+        case = random_case(rng, index)
+        x, w, b, h = make_arrays(case)
+        expected = reference(case, x, w, b, h)
+        actual = run_haste(haste_model(case, w, b, h), {"X": x})
+        err = relative_error(actual, expected)
+        assert err <= TOLERANCE, f"case {index}: relative error {err:.2e} for {case}"
+        if err > worst:
+            worst, worst_case = err, case
+        if x.shape[0] and expected.size:
+            counts = merged_channel_count(x[:1], h, case.conv(), case.tile, case.centering)
+            merged_tiles += int((counts < case.in_channels // case.group).sum())
+    # The cases must exercise merging, not only the all-distinct path.
+    assert merged_tiles > count
+    if SUMMARY:
+        with open(SUMMARY, "a") as f:
+            f.write(json.dumps({"cases": count, "worst_relative_error": worst, "worst_case": repr(worst_case),
+                                "tiles_with_merges_in_first_images": merged_tiles}) + "\n")
+    return worst
+
+
+def test_kernel_matches_reference_on_random_configurations(request, run_haste):
+    _check_random_cases(_fuzz_count(request.config, slow=False), run_haste, seed=2026)
+
+
+@pytest.mark.slow
+def test_kernel_matches_reference_long_run(request, run_haste):
+    _check_random_cases(_fuzz_count(request.config, slow=True), run_haste, seed=7)
+
+
+@pytest.mark.parametrize("kernel", [(1, 1), (3, 3), (5, 5)])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_kernel_covers_each_kernel_stride_dilation(kernel, stride, dilation, run_haste):
+    case = Case(batch=2, in_channels=24, out_channels=40, height=13, width=11, kernel=kernel,
+                strides=(stride, stride), dilations=(dilation, dilation),
+                pads=(kernel[0] // 2 * dilation, 0, kernel[0] // 2 * dilation + 1, 1), hyperplanes=6,
+                tile=(3, 5), repeated_channels=6)
+    x, w, b, h = make_arrays(case)
+    assert relative_error(run_haste(haste_model(case, w, b, h), {"X": x}), reference(case, x, w, b, h)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("auto_pad", ["NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_kernel_each_auto_pad_with_and_without_bias(auto_pad, bias, run_haste):
+    case = Case(batch=3, in_channels=32, out_channels=17, height=10, width=14, kernel=(3, 3), strides=(2, 1),
+                pads=(1, 2, 0, 1), auto_pad=auto_pad, bias=bias, hyperplanes=5, repeated_channels=8)
+    x, w, b, h = make_arrays(case)
+    assert relative_error(run_haste(haste_model(case, w, b, h), {"X": x}), reference(case, x, w, b, h)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("channels", [64, 256])
+def test_wide_layers(channels, run_haste):
+    case = Case(batch=2, in_channels=channels, out_channels=channels, height=8, width=8, kernel=(3, 3),
+                pads=(1, 1, 1, 1), hyperplanes=10, tile=(4, 4))
+    x, w, b, h = make_arrays(case)
+    assert relative_error(run_haste(haste_model(case, w, b, h), {"X": x}), reference(case, x, w, b, h)) <= TOLERANCE
+
+
+def _all_codes_distinct(case, x, h):
+    conv = case.conv()
+    for n in range(x.shape[0]):
+        patches = extract_patches(x[n], conv, case.tile)
+        codes = hash_codes(patches.reshape(patches.shape[0], patches.shape[1], case.in_channels, -1), h, case.centering)
+        for row in codes.reshape(-1, case.in_channels):
+            if len(set(row.tolist())) != case.in_channels:
+                return False
+    return True
+
+
+@pytest.mark.parametrize("tile", [(4, 4), (2, 3), (8, 8)])
+@pytest.mark.parametrize("strides", [(1, 1), (2, 2)])
+def test_distinct_codes_give_exactly_conv(tile, strides, run_haste, run_plain):
+    case = Case(batch=2, in_channels=16, out_channels=24, height=15, width=12, kernel=(3, 3), strides=strides,
+                pads=(1, 1, 1, 1), hyperplanes=64, sparsity=0.0, tile=tile)
+    x, w, b, h = make_arrays(case)
+    assert _all_codes_distinct(case, x, h)  # the premise: nothing merges
+    haste = run_haste(haste_model(case, w, b, h), {"X": x})
+    conv = run_plain(conv_model(case, w, b), {"X": x})
+    assert relative_error(haste, conv.astype(np.float64)) <= TOLERANCE
+
+
+def test_exact_copies_merge_and_stay_exact(run_haste, run_plain):
+    rng = np.random.default_rng(5)
+    case = Case(batch=2, in_channels=32, out_channels=16, height=12, width=12, kernel=(3, 3), pads=(1, 1, 1, 1),
+                hyperplanes=64, sparsity=0.0)
+    x, w, b, h = make_arrays(case)
+    distinct = 12
+    x = x[:, rng.integers(0, distinct, size=case.in_channels)]  # 32 channels, 12 distinct contents
+    x[:, :distinct] = make_arrays(case)[0][:, :distinct]
+    unique = len({x[0, c].tobytes() for c in range(case.in_channels)})
+    counts = merged_channel_count(x, h, case.conv(), case.tile, case.centering)
+    # Copies always merge; the 64 dense hyperplanes keep different channels apart (edge
+    # tiles can make more channels look alike, never fewer).
+    assert counts.max() <= unique < case.in_channels
+    haste = run_haste(haste_model(case, w, b, h), {"X": x})
+    conv = run_plain(conv_model(case, w, b), {"X": x})
+    assert relative_error(haste, conv.astype(np.float64)) <= TOLERANCE
+
+
+def test_few_hyperplanes_merge_a_lot_and_change_the_output(run_haste, run_plain):
+    case = Case(batch=1, in_channels=64, out_channels=32, height=16, width=16, kernel=(3, 3), pads=(1, 1, 1, 1),
+                hyperplanes=2)
+    x, w, b, h = make_arrays(case)
+    counts = merged_channel_count(x, h, case.conv(), case.tile, case.centering)
+    assert counts.max() <= 4  # 2 bits: at most 4 groups
+    haste = run_haste(haste_model(case, w, b, h), {"X": x})
+    conv = run_plain(conv_model(case, w, b), {"X": x})
+    assert relative_error(haste, reference(case, x, w, b, h)) <= TOLERANCE
+    assert relative_error(haste, conv.astype(np.float64)) > 0.05  # it really compresses
+
+
+def test_results_do_not_depend_on_thread_count(run_haste):
+    case = Case(batch=3, in_channels=48, out_channels=40, height=20, width=20, kernel=(3, 3), pads=(1, 1, 1, 1),
+                hyperplanes=8, repeated_channels=10)
+    x, w, b, h = make_arrays(case)
+    model = haste_model(case, w, b, h)
+    one = run_haste(model, {"X": x}, threads=1)
+    two = run_haste(model, {"X": x}, threads=2)
+    assert np.array_equal(one, two)
+
+
+def test_empty_batch(run_haste):
+    case = Case(batch=0, in_channels=16, out_channels=8, height=8, width=8, kernel=(3, 3), pads=(1, 1, 1, 1))
+    x, w, b, h = make_arrays(case)
+    y = run_haste(haste_model(case, w, b, h), {"X": x})
+    assert y.shape == (0, 8, 8, 8)
+
+
+def test_hyperplanes_as_graph_input_are_used(run_haste):
+    """Non-constant weights and hyperplanes are packed per run and give the same result."""
+    import onnx
+    from onnx import helper
+    case = Case(batch=1, in_channels=16, out_channels=8, height=9, width=9, kernel=(3, 3), pads=(1, 1, 1, 1),
+                hyperplanes=4)
+    x, w, b, h = make_arrays(case)
+    model = haste_model(case, w, b, h)
+    graph = model.graph
+    kept = [i for i in graph.initializer if i.name not in ("W", "hyperplanes")]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    graph.input.extend([helper.make_tensor_value_info("W", onnx.TensorProto.FLOAT, list(w.shape)),
+                        helper.make_tensor_value_info("hyperplanes", onnx.TensorProto.FLOAT, list(h.shape))])
+    y = run_haste(model, {"X": x, "W": w, "hyperplanes": h})
+    assert relative_error(y, reference(case, x, w, b, h)) <= TOLERANCE
