@@ -1,0 +1,201 @@
+"""The `haste-onnx` command line.
+
+Subcommands are modules listed in `SUBCOMMANDS`; each defines
+- `HELP`: one line for `haste-onnx --help`,
+- `configure(parser)`: adds its arguments, mostly through the shared argument
+  groups below (`add_model_input`, `add_model_output`, `add_hashing`,
+  `add_selection`, `add_output_format`),
+- `run(args) -> int`: does the job and returns the exit code.
+A subcommand module imports its heavy dependencies inside `run`, so that
+`haste-onnx --help` stays fast. To add a subcommand (`eval`, `bench`, `demo`,
+`fetch-data`, ...), write such a module and add one line to `SUBCOMMANDS`.
+
+Errors are one line on stderr, `haste-onnx <command>: error: <problem>`,
+with no traceback unless `--debug` is given. Exit codes:
+
+| code | meaning |
+|---|---|
+| 0 | success |
+| 1 | internal error (a bug: rerun with `--debug` for the traceback) |
+| 2 | usage error: unknown option, bad option value (from argparse) |
+| 3 | input problem: missing file, not ONNX, truncated, unreadable, external data missing |
+| 4 | output problem: OUT exists (no `--force`), OUT is the input, folder missing or not writable |
+| 5 | nothing to do or model rejected: no Conv, no eligible Conv, nothing to strip, opset < 7 |
+| 6 | the result fails `onnx.checker` or does not load in onnxruntime (or the op library is missing) |
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from typing import List, Optional
+
+from .model_io import HasteOnnxError
+
+PROG = "haste-onnx"
+
+# name -> module (see the module docstring for what a module must define)
+SUBCOMMANDS = {
+    "rewrite": "haste_onnx.rewrite.command",
+    "strip": "haste_onnx.rewrite.strip_command",
+    "info": "haste_onnx.info",
+}
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_REJECTED, EXIT_CHECK = range(7)
+
+
+# ---- shared argument groups -------------------------------------------------------------------
+
+def add_model_input(parser: argparse.ArgumentParser, metavar: str = "IN") -> None:
+    group = parser.add_argument_group("model input")
+    group.add_argument("model", metavar=metavar, help="the ONNX model to read (never modified); external data "
+                       "files are read from its folder")
+
+
+def add_model_output(parser: argparse.ArgumentParser, load_check: bool = True) -> None:
+    group = parser.add_argument_group("model output")
+    group.add_argument("output", metavar="OUT", help="where to write the result (atomically; never the input)")
+    group.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    group.add_argument("--external-data", action="store_true",
+                       help="store tensors in OUT.data beside OUT (default: only when the input had external "
+                            "data, or the model is too large for one file)")
+    if load_check:
+        group.add_argument("--no-load-check", action="store_true",
+                           help="skip loading the result in onnxruntime with the op library before reporting "
+                                "success (onnx.checker still runs); for machines without the library")
+
+
+def _tile(text: str):
+    parts = text.lower().split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected P or PxQ, got {text!r}") from None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive P or PxQ, got {text!r}")
+    return values
+
+
+def _ranged(kind, lo, hi, name):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} {text!r}") from None
+        if not (lo <= value and (hi is None or value <= hi)):
+            raise argparse.ArgumentTypeError(f"{name} must be in [{lo}, {hi if hi is not None else 'inf'}], "
+                                             f"got {text}")
+        return value
+    return parse
+
+
+def add_hashing(parser: argparse.ArgumentParser) -> None:
+    from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES, DEFAULT_SPARSITY
+
+    group = parser.add_argument_group("hashing options")
+    group.add_argument("--hyperplanes", "-L", type=_ranged(int, 1, 64, "--hyperplanes"), default=DEFAULT_HYPERPLANES,
+                       metavar="L", help="hyperplanes per layer, 1..64: the compression knob; fewer merge more "
+                                         f"channels (default {DEFAULT_HYPERPLANES})")
+    group.add_argument("--tile", type=_tile, default=(4, 4), metavar="P",
+                       help="output tile, P or PxQ (default 4)")
+    group.add_argument("--sparsity", type=_ranged(float, 0.0, 0.999999, "--sparsity"), default=DEFAULT_SPARSITY,
+                       metavar="S", help=f"fraction of zero hyperplane entries, [0, 1) (default {DEFAULT_SPARSITY})")
+    group.add_argument("--seed", type=_ranged(int, 0, 2**62, "--seed"), default=0, metavar="N",
+                       help="base seed; layer k (k-th Conv in traversal order) draws with N+k (default 0)")
+    group.add_argument("--no-centering", action="store_true",
+                       help="hash the raw channels instead of subtracting the channel mean first")
+
+
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    from .policy import DEFAULT_MIN_CHANNELS
+
+    group = parser.add_argument_group(
+        "layer selection",
+        "Default: replace Convs with a kernel larger than 1x1, stride 1, group 1 and at least "
+        f"{DEFAULT_MIN_CHANNELS} input channels, except the first Conv. Depthwise Convs are never replaced.")
+    group.add_argument("--include", action="append", default=[], metavar="PATTERN",
+                       help="only consider nodes whose name matches (shell pattern; repeatable)")
+    group.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                       help="never replace nodes whose name matches (shell pattern; repeatable)")
+    group.add_argument("--min-channels", type=_ranged(int, 1, None, "--min-channels"), default=DEFAULT_MIN_CHANNELS,
+                       metavar="N", help=f"least input channels per group (default {DEFAULT_MIN_CHANNELS})")
+    group.add_argument("--allow-1x1", action="store_true", help="also replace 1x1 Convs")
+    group.add_argument("--allow-strided", action="store_true", help="also replace Convs with strides > 1")
+    group.add_argument("--allow-grouped", action="store_true", help="also replace grouped (not depthwise) Convs")
+    group.add_argument("--allow-first", action="store_true", help="also replace the network's first Conv")
+
+
+def add_output_format(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output format")
+    group.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
+def hashing_options(args):
+    from .rewrite.conv_to_haste import HashingOptions
+
+    return HashingOptions(hyperplanes=args.hyperplanes, tile=tuple(args.tile), sparsity=args.sparsity,
+                          seed=args.seed, centering=not args.no_centering)
+
+
+def selection_policy(args):
+    from .policy import Policy
+
+    return Policy(include=list(args.include), exclude=list(args.exclude), min_channels=args.min_channels,
+                  allow_1x1=args.allow_1x1, allow_strided=args.allow_strided, allow_grouped=args.allow_grouped,
+                  allow_first=args.allow_first)
+
+
+# ---- the parser and the entry point ------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog=PROG, description="HASTE compression of ONNX convolutions (data-free, training-free).",
+                     epilog="Exit codes: 0 ok, 1 internal error, 2 usage, 3 input problem, 4 output problem, "
+                            "5 nothing to do / model rejected, 6 result check failed. See docs/cli.md.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, module_name in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP, parents=[common])
+        module.configure(p)
+        p.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except HasteOnnxError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{PROG} {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: one line, unless --debug
+        if args.debug:
+            traceback.print_exc()
+        text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        print(f"{PROG} {args.command}: internal error: {type(err).__name__}: {text} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

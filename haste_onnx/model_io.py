@@ -1,0 +1,200 @@
+"""Reading and writing models: clear errors for bad files, atomic saves, external data.
+
+Every failure is one of the `HasteOnnxError` subclasses below; each carries
+the exit code the command line returns for it (see `haste_onnx.cli`).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import onnx
+from google.protobuf.message import DecodeError
+
+# Models at or above this size must be saved with external data (protobuf's 2 GiB limit).
+EXTERNAL_DATA_THRESHOLD = 2_000_000_000
+
+
+class HasteOnnxError(Exception):
+    """An expected failure: reported as one line, with `exit_code`."""
+
+    exit_code = 1
+
+
+class InputError(HasteOnnxError):
+    """The input file is missing, unreadable, not ONNX, truncated or lacks its external data."""
+
+    exit_code = 3
+
+
+class OutputError(HasteOnnxError):
+    """The output exists (without --force), is the input, or cannot be written."""
+
+    exit_code = 4
+
+
+class ModelRejected(HasteOnnxError):
+    """Nothing to do (no Conv, nothing eligible, nothing to strip) or a model that cannot be handled."""
+
+    exit_code = 5
+
+
+class CheckError(HasteOnnxError):
+    """The result fails onnx.checker or does not load in onnxruntime (or the op library is missing)."""
+
+    exit_code = 6
+
+
+@dataclass
+class LoadedModel:
+    model: onnx.ModelProto
+    path: Path
+    external_files: List[Path] = field(default_factory=list)  # external data files the model reads
+
+    @property
+    def has_external_data(self) -> bool:
+        return bool(self.external_files)
+
+
+def load_model(path) -> LoadedModel:
+    """Load a model with its external data; InputError names what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an ONNX file")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputError(f"{path}: cannot read: {err.strerror or err}") from err
+    if not data:
+        raise InputError(f"{path}: empty file, not an ONNX model")
+    try:
+        model = onnx.load_model_from_string(data)
+    except (DecodeError, RuntimeError, ValueError) as err:
+        raise InputError(f"{path}: {_parse_problem(data)} (protobuf: {str(err).splitlines()[0] if str(err) else type(err).__name__})") from err
+    if not model.HasField("graph") or model.ir_version <= 0 or not model.opset_import:
+        missing = [n for n, ok in (("graph", model.HasField("graph")), ("ir_version", model.ir_version > 0),
+                                   ("opset_import", bool(model.opset_import))) if not ok]
+        raise InputError(f"{path}: {_parse_problem(data)} (no {', '.join(missing)})")
+    external = _external_files(model, path.parent)
+    for file in external:
+        if not file.is_file():
+            raise InputError(f"{path}: external data file {file} is missing")
+    if external:
+        try:
+            onnx.load_external_data_for_model(model, str(path.parent))
+        except Exception as err:  # onnx raises several types here
+            raise InputError(f"{path}: cannot read its external data: {str(err).splitlines()[0]}") from err
+    return LoadedModel(model, path, external)
+
+
+def _parse_problem(data: bytes) -> str:
+    # An ONNX file starts with field 1 (ir_version, varint): byte 0x08.
+    if data[:1] == b"\x08":
+        return "truncated or corrupt ONNX file"
+    return "not an ONNX model"
+
+
+def _external_files(model: onnx.ModelProto, base: Path) -> List[Path]:
+    files = []
+    for tensor in onnx.external_data_helper._get_all_tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    file = base / entry.value
+                    if file not in files:
+                        files.append(file)
+    return files
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def data_file_for(out: Path) -> Path:
+    """Where the external data of `out` goes: `<out name>.data` beside it."""
+    return out.with_name(out.name + ".data")
+
+
+def check_output_path(out, force: bool, inputs: Optional[LoadedModel] = None, external: bool = False) -> Path:
+    """Refuse an output that exists (without force), is the input, or sits in a missing folder."""
+    out = Path(out)
+    if out.is_dir():
+        raise OutputError(f"{out}: is a directory")
+    protected = [inputs.path] + inputs.external_files if inputs is not None else []
+    targets = [out] + ([data_file_for(out)] if external else [])
+    for target in targets:
+        for p in protected:
+            if _same_file(target, p):
+                raise OutputError(f"{target}: is the input (or its external data); the input is never modified")
+    if not force:
+        for target in targets:
+            if target.exists():
+                raise OutputError(f"{target}: already exists (use --force to overwrite)")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{out}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: folder {parent} is not writable")
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def save_model(model: onnx.ModelProto, out, external_data: bool = False,
+               check: Optional[Callable[[str], None]] = None) -> None:
+    """Write `model` to `out` atomically, with external data in `<out>.data` if asked or needed.
+
+    Everything is written into a temporary folder beside `out`; `check` (if
+    given) runs on the temporary file; only then are the files moved into
+    place with os.replace (data file first). On any failure nothing at `out`
+    changes and the temporary folder is removed. The model is not modified.
+    """
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    external_data = external_data or model.ByteSize() >= EXTERNAL_DATA_THRESHOLD
+    try:
+        tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    except OSError as err:
+        raise OutputError(f"{out}: cannot write to {parent}: {err.strerror or err}") from err
+    try:
+        tmp_model = tmpdir / out.name
+        data_name = data_file_for(out).name
+        try:
+            if external_data:
+                copy = onnx.ModelProto()
+                copy.CopyFrom(model)
+                onnx.save_model(copy, str(tmp_model), save_as_external_data=True, all_tensors_to_one_file=True,
+                                location=data_name, size_threshold=1024)
+            else:
+                with open(tmp_model, "wb") as f:
+                    f.write(model.SerializeToString())
+                    f.flush()
+                    os.fsync(f.fileno())
+        except OSError as err:
+            raise OutputError(f"{out}: cannot write: {err.strerror or err}") from err
+        if check is not None:
+            check(str(tmp_model))
+        try:
+            if external_data and (tmpdir / data_name).exists():
+                os.replace(tmpdir / data_name, data_file_for(out))
+            os.replace(tmp_model, out)
+        except OSError as err:
+            raise OutputError(f"{out}: cannot move the result into place: {err.strerror or err}") from err
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)

@@ -1,0 +1,66 @@
+"""`haste-onnx rewrite IN OUT`: replace eligible Convs by HasteConv.
+
+Steps: load IN (with external data) -> check OUT may be written -> rewrite ->
+write into a temporary folder beside OUT -> onnx.checker and an onnxruntime
+load with the op library on that file -> move into place -> print the
+per-layer table and a summary line (or one JSON object with `--json`).
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+HELP = "replace eligible Conv layers by HasteConv"
+
+
+def configure(parser) -> None:
+    from ..cli import add_hashing, add_model_input, add_model_output, add_output_format, add_selection
+
+    add_model_input(parser)
+    add_model_output(parser)
+    add_hashing(parser)
+    add_selection(parser)
+    add_output_format(parser)
+
+
+def run(args) -> int:
+    from ..check import check_load, check_model
+    from ..cli import hashing_options, selection_policy
+    from ..model_io import check_output_path, load_model, save_model
+    from . import RejectedWithReport, rewrite_model
+
+    loaded = load_model(args.model)
+    external = args.external_data or loaded.has_external_data
+    out = check_output_path(args.output, args.force, loaded, external)
+    try:
+        model, report = rewrite_model(loaded.model, hashing_options(args), selection_policy(args))
+    except RejectedWithReport as err:
+        _print(args, err.report, out, written=False)
+        raise
+
+    def check(path: str) -> None:
+        check_model(path)
+        if not args.no_load_check:
+            check_load(path, with_library=True)
+
+    save_model(model, out, external_data=external, check=check)
+    _print(args, report, out, written=True)
+    return 0
+
+
+def _print(args, report, out, written: bool) -> None:
+    from ..info import layers_table
+
+    if args.json:
+        doc = {"command": "rewrite", "input": str(args.model), "output": str(out) if written else None,
+               "load_check": None if not written else ("skipped" if args.no_load_check else "onnxruntime"),
+               **report.to_json()}
+        print(json.dumps(doc, indent=2))
+        return
+    print(layers_table(report.layers))
+    line = report.summary_line()
+    if written:
+        check = "not load-checked" if args.no_load_check else "loads in onnxruntime"
+        line += f"\nwrote {out} ({check})"
+    print(line)
+    sys.stdout.flush()

@@ -1,0 +1,103 @@
+"""Rule: replace one 2-D float32 `Conv` by `haste::HasteConv`.
+
+Pattern handled: a `Conv` node (domain "" or "ai.onnx"), in the main graph or
+any subgraph, whose weight (and bias, if any) are static initializers (see
+`normalize`), with a 4-D weight. The node is replaced in place (same position,
+name, outputs and doc string) by a HasteConv with
+- inputs `[X, W, B or "", hyperplanes]`;
+- every attribute of the Conv, unchanged, plus `tile`, `centering`, `seed`
+  and `sparsity`;
+- `hyperplanes` = `draw_hyperplanes(L, pH*pW, sparsity, seed)`, a new float32
+  initializer of the node's graph named `<node name or output>.hyperplanes`
+  (made unique), where `(pH, pW) = patch_size(kernel, strides, dilations,
+  tile)` and `seed` = `--seed` + the node's index among all Conv and
+  HasteConv nodes in the traversal order of `graphs.walk`;
+- a float32 `value_info` for its output (shape from shape inference of the
+  input model where known), unless the output is a graph output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Set, Tuple
+
+import onnx
+from onnx import helper, numpy_helper
+
+from ..op.geometry import DEFAULT_TILE, DOMAIN, MAX_HYPERPLANES, OP_TYPE, patch_size
+from ..op.hyperplanes import draw_hyperplanes
+from .analysis import ConvSite
+from .graphs import Scope, replace_node, unique_name
+
+DEFAULT_HYPERPLANES = 14
+DEFAULT_SPARSITY = 0.6667
+
+
+@dataclass(frozen=True)
+class HashingOptions:
+    """How hyperplanes are drawn and tiles are cut (the `hashing options` of the CLI)."""
+
+    hyperplanes: int = DEFAULT_HYPERPLANES
+    tile: Tuple[int, int] = DEFAULT_TILE
+    sparsity: float = DEFAULT_SPARSITY
+    seed: int = 0
+    centering: bool = True
+
+    def validate(self) -> None:
+        if not 1 <= self.hyperplanes <= MAX_HYPERPLANES:
+            raise ValueError(f"--hyperplanes must be between 1 and {MAX_HYPERPLANES}, got {self.hyperplanes}")
+        if len(self.tile) != 2 or min(self.tile) < 1:
+            raise ValueError(f"--tile must be positive, got {'x'.join(map(str, self.tile))}")
+        if not 0.0 <= self.sparsity < 1.0:
+            raise ValueError(f"--sparsity must be in [0, 1), got {self.sparsity}")
+        if self.seed < 0:
+            raise ValueError(f"--seed must be >= 0, got {self.seed}")
+
+    def node_seed(self, site: ConvSite) -> int:
+        return self.seed + site.index
+
+
+def replace_conv(site: ConvSite, node: onnx.NodeProto, options: HashingOptions, taken: Set[str],
+                 out_type: Optional[onnx.TypeProto]) -> dict:
+    """Replace `node` (the current proto of `site`) by a HasteConv; returns the node's settings."""
+    conv = site.conv
+    ph, pw = patch_size(conv.kernel_shape, conv.strides, conv.dilations, options.tile)
+    seed = options.node_seed(site)
+    planes = draw_hyperplanes(options.hyperplanes, ph * pw, options.sparsity, seed)
+    hp_name = unique_name(f"{node.name or node.output[0]}.hyperplanes", taken)
+    site.scope.graph.initializer.append(numpy_helper.from_array(planes, hp_name))
+
+    inputs = [node.input[0], node.input[1], node.input[2] if len(node.input) > 2 else "", hp_name]
+    new = helper.make_node(OP_TYPE, inputs, list(node.output), name=node.name, domain=DOMAIN)
+    new.doc_string = node.doc_string
+    new.attribute.extend(node.attribute)
+    new.attribute.extend([
+        helper.make_attribute("tile", list(options.tile)),
+        helper.make_attribute("centering", int(options.centering)),
+        helper.make_attribute("seed", seed),
+        helper.make_attribute("sparsity", float(options.sparsity)),
+    ])
+    replace_node(site.scope.graph, node, new)
+    write_value_info(site.scope, new.output[0], out_type)
+    return {"hyperplanes": options.hyperplanes, "tile": list(options.tile), "patch": [ph, pw],
+            "sparsity": float(options.sparsity), "seed": seed, "centering": bool(options.centering)}
+
+
+def write_value_info(scope: Scope, name: str, out_type: Optional[onnx.TypeProto]) -> None:
+    """A float32 value_info for `name` (kept shape where known), unless it is a graph output."""
+    graph = scope.graph
+    if any(o.name == name for o in graph.output):
+        return
+    t = onnx.TypeProto()
+    if out_type is not None and out_type.HasField("tensor_type"):
+        t.CopyFrom(out_type)
+    else:
+        for _ in range(4):
+            t.tensor_type.shape.dim.add()
+    t.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    for vi in graph.value_info:
+        if vi.name == name:
+            vi.type.CopyFrom(t)
+            return
+    vi = graph.value_info.add()
+    vi.name = name
+    vi.type.CopyFrom(t)

@@ -1,0 +1,45 @@
+"""Rule: turn every `haste::HasteConv` back into the `Conv` it came from.
+
+Pattern handled: a HasteConv node (domain `haste`) anywhere in the model,
+subgraphs included. It becomes a `Conv` (default domain) in the same place
+with the same name, outputs and doc string, inputs `[X, W]` or `[X, W, B]`
+(the hyperplanes input dropped, an empty bias dropped) and its attributes
+minus `tile`, `centering`, `seed` and `sparsity`. The hyperplane
+initializers go when nothing else reads them, and the `haste` opset import
+goes when no node of that domain is left. Everything else is untouched, so
+`strip(rewrite(m))` computes what `m` computes (with BatchNormalization
+folded where the rewriter folded it).
+"""
+from __future__ import annotations
+
+from typing import List
+
+import onnx
+from onnx import helper
+
+from ..op.geometry import DOMAIN
+from .analysis import HASTE_ATTRS, is_haste
+from .graphs import display_name, remove_unused, replace_node, walk, walk_scopes
+
+
+def strip_haste(model: onnx.ModelProto) -> List[str]:
+    """Strip in place; returns the display names of the nodes turned back into Conv."""
+    stripped, planes = [], set()
+    for scope, node in list(walk(model.graph)):
+        if not is_haste(node):
+            continue
+        inputs = list(node.input[:3])
+        if len(node.input) > 3 and node.input[3]:
+            planes.add(node.input[3])
+        while len(inputs) > 2 and not inputs[-1]:
+            inputs.pop()
+        conv = helper.make_node("Conv", inputs, list(node.output), name=node.name)
+        conv.doc_string = node.doc_string
+        conv.attribute.extend(a for a in node.attribute if a.name not in HASTE_ATTRS)
+        stripped.append(display_name(scope, node))
+        replace_node(scope.graph, node, conv)
+    remove_unused(model, planes)
+    if not any(n.domain == DOMAIN for s in walk_scopes(model.graph) for n in s.graph.node):
+        for i in reversed([i for i, op in enumerate(model.opset_import) if op.domain == DOMAIN]):
+            del model.opset_import[i]
+    return stripped
