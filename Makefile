@@ -1,0 +1,37 @@
+# The two commands a new user needs (see README.md):
+#   make demo   install into .venv and run the main job on the bundled model
+#   make test   install into .venv (with test extras) and run the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+# onnxruntime versions besides the newest that the op library is tested in
+# (1.20 must be refused with a clear error; 1.21 is the oldest supported).
+OTHER_ORT ?= 1.21.1 1.20.1
+
+.PHONY: demo test install install-test other-ort clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+
+install: $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -q .
+
+install-test: $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -q torch==2.13.0
+	$(VENV)/bin/python -m pip install -q ".[test]"
+
+other-ort:
+	@for v in $(OTHER_ORT); do \
+	  [ -x .venv-ort$$v/bin/python ] || { $(PYTHON) -m venv .venv-ort$$v && \
+	  .venv-ort$$v/bin/python -m pip install -q onnxruntime==$$v "numpy<2.3"; } || exit 1; \
+	done
+
+demo: install
+	$(VENV)/bin/haste-onnx demo
+
+test: install-test other-ort
+	cd tests && HASTE_ONNX_OTHER_ORT_PYTHONS="$(foreach v,$(OTHER_ORT),$(CURDIR)/.venv-ort$(v)/bin/python:)" \
+	  ../$(VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml
+
+clean:
+	rm -rf build dist $(VENV) .venv-ort* haste_onnx/lib
