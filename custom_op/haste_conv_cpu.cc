@@ -79,14 +79,19 @@ void PackHyperplanes(const float* h, int64_t count, int64_t dim, PackedHyperplan
   out->count = count;
   out->dim = dim;
   out->transposed.resize(count * dim);
+  out->nonzeros = 0;
   for (int64_t l = 0; l < count; ++l)
-    for (int64_t j = 0; j < dim; ++j) out->transposed[j * count + l] = h[l * dim + j];
+    for (int64_t j = 0; j < dim; ++j) {
+      out->transposed[j * count + l] = h[l * dim + j];
+      out->nonzeros += h[l * dim + j] != 0.0f;
+    }
 }
 
 namespace {
 
 using TileFn = void (*)(const ConvGeometry&, const float*, const PackedWeights&, const float*,
-                        const PackedHyperplanes&, float*, int64_t, int64_t, int64_t, int64_t, Workspace&);
+                        const PackedHyperplanes&, float*, int64_t, int64_t, int64_t, int64_t, Workspace&,
+                        HasteStats*);
 
 struct Dispatch {
   TileFn fn;
@@ -116,6 +121,7 @@ struct Job {
   const PackedHyperplanes* h;
   float* y;
   TileFn fn;
+  HasteStats* tile_stats;  // one per work item, or null
 };
 
 void RunJob(void* data, size_t index) {
@@ -129,7 +135,8 @@ void RunJob(void* data, size_t index) {
   i /= g.tiles_y;
   const int64_t grp = i % g.groups;
   const int64_t n = i / g.groups;
-  job.fn(g, job.x, *job.w, job.bias, *job.h, job.y, n, grp, ty, tx, ws);
+  job.fn(g, job.x, *job.w, job.bias, *job.h, job.y, n, grp, ty, tx, ws,
+         job.tile_stats ? job.tile_stats + index : nullptr);
 }
 
 }  // namespace
@@ -137,11 +144,14 @@ void RunJob(void* data, size_t index) {
 const char* CpuKernelIsa() { return Isa().name; }
 
 void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w, const float* bias,
-                  const PackedHyperplanes& h, float* y, const ParallelFor& parallel_for) {
+                  const PackedHyperplanes& h, float* y, const ParallelFor& parallel_for, HasteStats* stats) {
   const int64_t total = g.batch * g.groups * g.tiles_per_image();
   if (total == 0) return;
-  Job job{&g, x, &w, bias, &h, y, Isa().fn};
+  // Counters per work item, summed afterwards: no atomics on the hot path.
+  std::vector<HasteStats> tile_stats(stats ? total : 0);
+  Job job{&g, x, &w, bias, &h, y, Isa().fn, stats ? tile_stats.data() : nullptr};
   parallel_for(static_cast<size_t>(total), RunJob, &job);
+  for (const HasteStats& t : tile_stats) stats->Add(t);
 }
 
 }  // namespace haste

@@ -24,6 +24,29 @@ struct PackedWeights {
 struct PackedHyperplanes {
   std::vector<float> transposed;
   int64_t count = 0, dim = 0;
+  int64_t nonzeros = 0;  // additions per hashed channel
+};
+
+// Work counted by the kernel on the real inputs (the optional `stats` output).
+// MACs count only outputs inside the image; ops are additions or multiplies.
+struct HasteStats {
+  int64_t dense_macs = 0;       // what Conv would do
+  int64_t haste_macs = 0;       // the convolution of merged channels
+  int64_t centering_ops = 0;    // channel means and subtraction
+  int64_t hashing_ops = 0;      // ternary projections
+  int64_t merge_ops = 0;        // merged inputs and filters
+  int64_t merged_channels = 0;  // sum over tiles of C'
+  int64_t channels = 0;         // sum over tiles of C_in/group
+  static constexpr int kCount = 7;
+  void Add(const HasteStats& o) {
+    dense_macs += o.dense_macs;
+    haste_macs += o.haste_macs;
+    centering_ops += o.centering_ops;
+    hashing_ops += o.hashing_ops;
+    merge_ops += o.merge_ops;
+    merged_channels += o.merged_channels;
+    channels += o.channels;
+  }
 };
 
 void PackWeights(const float* w, int64_t out_channels, int64_t group_in, int64_t kernel_area, int64_t groups,
@@ -33,9 +56,10 @@ void PackHyperplanes(const float* h, int64_t count, int64_t dim, PackedHyperplan
 // Runs `fn(i)` for i in [0, total), possibly in parallel.
 using ParallelFor = std::function<void(size_t total, void (*fn)(void*, size_t), void* data)>;
 
-// y = HasteConv(x) for a whole batch; bias may be null.
+// y = HasteConv(x) for a whole batch; bias may be null; stats, when not null,
+// receives the work done.
 void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w, const float* bias,
-                  const PackedHyperplanes& h, float* y, const ParallelFor& parallel_for);
+                  const PackedHyperplanes& h, float* y, const ParallelFor& parallel_for, HasteStats* stats);
 
 // The SIMD variant chosen at run time for this CPU ("avx512", "avx2" or "generic").
 const char* CpuKernelIsa();

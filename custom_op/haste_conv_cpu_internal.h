@@ -25,7 +25,7 @@ struct Workspace {
   namespace isa {                                                                                          \
   void RunTile(const ConvGeometry& g, const float* x, const PackedWeights& w, const float* bias,            \
                const PackedHyperplanes& h, float* y, int64_t n, int64_t grp, int64_t ty, int64_t tx,        \
-               Workspace& ws);                                                                             \
+               Workspace& ws, HasteStats* stats);                                                          \
   }
 
 HASTE_DECLARE_TILE(generic)

@@ -1,5 +1,6 @@
 #include "haste_conv_op.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <exception>
@@ -209,6 +210,23 @@ OrtStatusPtr InferOutputShape(const OrtCustomOp*, OrtShapeInferContext* ctx) {
   if (!status) status = g_ort->SetSymbolicDimensions(info, symbol_ptrs.data(), symbol_ptrs.size());
   if (!status) status = g_ort->ShapeInferContext_SetOutputTypeShape(ctx, 0, info);
   g_ort->ReleaseTensorTypeAndShapeInfo(info);
+  if (status) return status;
+
+  // The optional stats output, when the node has one.
+  HASTE_RETURN_IF_ERROR(g_ort->CreateTensorTypeAndShapeInfo(&info));
+  const int64_t stats_dims[1] = {HasteStats::kCount};
+  const char* stats_symbols[1] = {""};
+  status = g_ort->SetTensorElementType(info, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64);
+  if (!status) status = g_ort->SetDimensions(info, stats_dims, 1);
+  if (!status) status = g_ort->SetSymbolicDimensions(info, stats_symbols, 1);
+  if (!status) {
+    status = g_ort->ShapeInferContext_SetOutputTypeShape(ctx, 1, info);
+    if (status) {  // the node has no second output
+      g_ort->ReleaseStatus(status);
+      status = nullptr;
+    }
+  }
+  g_ort->ReleaseTensorTypeAndShapeInfo(info);
   return status;
 }
 
@@ -320,6 +338,18 @@ OrtStatusPtr HasteConvKernel::ComputeV2(OrtKernelContext* context) {
     HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetOutput(context, 0, out_dims, 4, &y));
     float* y_data = nullptr;
     HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(y, (void**)&y_data));
+    size_t outputs = 0;
+    HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetOutputCount(context, &outputs));
+    int64_t* stats_data = nullptr;
+    if (outputs > 1) {
+      const int64_t stats_dims[1] = {HasteStats::kCount};
+      OrtValue* stats_value = nullptr;
+      HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetOutput(context, 1, stats_dims, 1, &stats_value));
+      if (stats_value) {
+        HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(stats_value, (void**)&stats_data));
+        std::fill(stats_data, stats_data + HasteStats::kCount, 0);
+      }
+    }
     if (g.batch == 0 || g.out_channels == 0 || g.out_h == 0 || g.out_w == 0) return nullptr;
 
     // Weights or hyperplanes that are not constant are packed per run.
@@ -340,7 +370,14 @@ OrtStatusPtr HasteConvKernel::ComputeV2(OrtKernelContext* context) {
     ParallelFor parallel_for = [&](size_t total, void (*fn)(void*, size_t), void* data) {
       parallel_status = g_ort->KernelContext_ParallelFor(context, fn, total, 0, data);
     };
-    HasteConvCpu(g, x_data, *pw, b_data, *ph, y_data, parallel_for);
+    HasteStats stats;
+    HasteConvCpu(g, x_data, *pw, b_data, *ph, y_data, parallel_for, stats_data ? &stats : nullptr);
+    if (stats_data) {
+      const int64_t values[HasteStats::kCount] = {stats.dense_macs,    stats.haste_macs, stats.centering_ops,
+                                                  stats.hashing_ops,   stats.merge_ops,  stats.merged_channels,
+                                                  stats.channels};
+      std::copy(values, values + HasteStats::kCount, stats_data);
+    }
     return parallel_status;
   } catch (const std::exception& e) {
     return Error(node_name, std::string("run failed: ") + e.what());

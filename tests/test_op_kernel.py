@@ -166,3 +166,28 @@ def test_hyperplanes_as_graph_input_are_used(run_haste):
                         helper.make_tensor_value_info("hyperplanes", onnx.TensorProto.FLOAT, list(h.shape))])
     y = run_haste(model, {"X": x, "W": w, "hyperplanes": h})
     assert relative_error(y, reference(case, x, w, b, h)) <= TOLERANCE
+
+
+def test_stats_output_counts_the_work_exactly(run_haste):
+    import onnx
+    import onnxruntime as ort
+    import haste_onnx
+    from haste_onnx.op.reference import STATS_FIELDS, haste_conv
+    from onnx import helper
+    rng = np.random.default_rng(11)
+    for index in range(20):
+        case = random_case(rng, 1000 + index, max_channels=64)
+        x, w, b, h = make_arrays(case)
+        model = haste_model(case, w, b, h)
+        model.graph.node[0].output.append("stats")
+        model.graph.output.append(helper.make_tensor_value_info("stats", onnx.TensorProto.INT64, [7]))
+        sess = ort.InferenceSession(model.SerializeToString(), haste_onnx.session_options(1),
+                                    providers=["CPUExecutionProvider"])
+        y, stats = sess.run(None, {"X": x})
+        expected = np.zeros(len(STATS_FIELDS), np.int64)
+        ref = haste_conv(x, w, b, h, case.conv(), case.tile, case.centering, expected)
+        assert relative_error(y, ref) <= TOLERANCE
+        assert stats.tolist() == expected.tolist(), case
+        if y.size:
+            assert stats[0] == y.size * (case.in_channels // case.group) * case.kernel[0] * case.kernel[1]
+            assert 0 < stats[1] <= stats[0]

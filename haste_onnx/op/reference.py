@@ -72,9 +72,18 @@ def valid_conv(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dilations: 
     return out
 
 
+STATS_FIELDS = ("dense_macs", "haste_macs", "centering_ops", "hashing_ops", "merge_ops", "merged_channels",
+                "channels")
+
+
 def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplanes: np.ndarray,
-               conv: ConvAttrs, tile: Sequence[int] = DEFAULT_TILE, centering: bool = True) -> np.ndarray:
-    """HasteConv of a batch x [N, C_in, H, W]; returns float32 [N, C_out, H_out, W_out]."""
+               conv: ConvAttrs, tile: Sequence[int] = DEFAULT_TILE, centering: bool = True,
+               stats: Optional[np.ndarray] = None) -> np.ndarray:
+    """HasteConv of a batch x [N, C_in, H, W]; returns float32 [N, C_out, H_out, W_out].
+
+    `stats`, an int64 array of len(STATS_FIELDS), receives the work counted per
+    tile exactly as the kernels count it (only outputs inside the image count).
+    """
     batch, channels, height, width = x.shape
     out_channels, group_channels_in = w.shape[:2]
     groups = conv.group
@@ -100,9 +109,20 @@ def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplane
                     rows, cols = min(th, out_h - ty * th), min(tw, out_w - tx * tw)
                     y[n, outs, ty * th: ty * th + rows, tx * tw: tx * tw + cols] = valid_conv(  # step 7
                         merged_x, merged_w, conv.strides, conv.dilations, (rows, cols))
+                    if stats is not None:
+                        _count(stats, rows * cols * out_per_group * w.shape[2] * w.shape[3], group_channels_in,
+                               members, patch[0].size, hyperplanes, centering, w.shape[2] * w.shape[3] * out_per_group)
     if b is not None:
         y += b.astype(np.float64)[None, :, None, None]
     return y.astype(np.float32)
+
+
+def _count(stats, outputs_times_kernel, channels, members, d, hyperplanes, centering, filter_row):
+    merged = len(members)
+    multi = sum(1 for m in members if len(m) > 1)
+    stats += np.array([outputs_times_kernel * channels, outputs_times_kernel * merged,
+                       2 * channels * d if centering else 0, channels * int(np.count_nonzero(hyperplanes)),
+                       (channels - merged) * (d + filter_row) + multi * d, merged, channels], np.int64)
 
 
 def merged_channel_count(x: np.ndarray, hyperplanes: np.ndarray, conv: ConvAttrs,
@@ -135,4 +155,7 @@ class HasteConv(OpRun):
             raise ValueError("HasteConv needs its hyperplanes input")
         tile = tuple(tile) if tile is not None else DEFAULT_TILE
         centering = True if centering is None else bool(centering)
+        if len(self.onnx_node.output) > 1 and self.onnx_node.output[1]:
+            stats = np.zeros(len(STATS_FIELDS), np.int64)
+            return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, stats), stats)
         return (haste_conv(X, W, B, hyperplanes, conv, tile, centering),)

@@ -6,6 +6,7 @@ from onnx import defs, helper
 
 from .geometry import DOMAIN, OP_TYPE, OPSET_VERSION, ConvAttrs
 
+STATS_SIZE = 7  # len(reference.STATS_FIELDS)
 _DOC = "Conv with inputs merged per spatial tile by locality-sensitive hashing (HASTE). See docs/op_spec.md."
 
 
@@ -33,6 +34,11 @@ def _dims(type_proto):
 
 
 def _infer(ctx) -> None:
+    if ctx.get_num_outputs() > 1:
+        stats = onnx.TypeProto()
+        stats.tensor_type.elem_type = onnx.TensorProto.INT64
+        stats.tensor_type.shape.dim.add().dim_value = STATS_SIZE
+        ctx.set_output_type(1, stats)
     x_type = ctx.get_input_type(0)
     out = onnx.TypeProto()
     out.tensor_type.elem_type = x_type.tensor_type.elem_type or onnx.TensorProto.FLOAT
@@ -91,8 +97,9 @@ def make_schema() -> defs.OpSchema:
                 P("W", "T", "weights [C_out, C_in/group, kH, kW]"),
                 P("B", "T", "bias [C_out]", param_option=Opt.Optional),
                 P("hyperplanes", "T", "ternary hyperplanes [L, pH*pW]")],
-        outputs=[P("Y", "T", "output [N, C_out, H_out, W_out]")],
-        type_constraints=[("T", ["tensor(float)"], "float32 only")],
+        outputs=[P("Y", "T", "output [N, C_out, H_out, W_out]"),
+                 P("stats", "S", "optional int64 [7] counters of the work done", param_option=Opt.Optional)],
+        type_constraints=[("T", ["tensor(float)"], "float32 only"), ("S", ["tensor(int64)"], "counters")],
         attributes=_attributes(),
     )
     schema.set_type_and_shape_inference_function(_infer)
