@@ -233,6 +233,9 @@ class TypeTable:
             g = scope.graph
             for v in list(g.input) + list(g.output) + list(g.value_info):
                 if v.type.HasField("tensor_type"):
+                    for d in v.type.tensor_type.shape.dim:
+                        if d.dim_param.startswith("unk__"):  # a name shape inference made up: unknown
+                            d.ClearField("dim_param")
                     table.types.setdefault(v.name, v.type)
             for init in g.initializer:
                 t = onnx.TypeProto()

@@ -117,10 +117,12 @@ def fold_batchnorm(model: onnx.ModelProto, scope: Scope, conv: onnx.NodeProto, w
     """
     out = conv.output[0]
     readers = consumers(scope, out)
-    if len(readers) != 1 or readers[0].op_type != "BatchNormalization" or readers[0].domain not in _ONNX_DOMAINS:
+    norms = [r for r in readers if r.op_type == "BatchNormalization" and r.domain in _ONNX_DOMAINS]
+    if not norms:
         return False, ""
-    bn = readers[0]
-    if any(o.name == out for o in scope.graph.output) or use_counts(model)[out] != 1 or bn.input[0] != out:
+    bn = norms[0]
+    if len(readers) != 1 or any(o.name == out for o in scope.graph.output) or use_counts(model)[out] != 1 \
+            or bn.input[0] != out:
         return False, "BatchNormalization not folded: the Conv output has other readers"
     attrs = {a.name: helper.get_attribute_value(a) for a in bn.attribute}
     if attrs.get("training_mode", 0) or attrs.get("spatial", 1) != 1 or attrs.get("is_test", 1) == 0:
