@@ -68,7 +68,8 @@ def replace_conv(site: ConvSite, node: onnx.NodeProto, options: HashingOptions, 
 
     inputs = [node.input[0], node.input[1], node.input[2] if len(node.input) > 2 else "", hp_name]
     new = helper.make_node(OP_TYPE, inputs, list(node.output), name=node.name, domain=DOMAIN)
-    new.doc_string = node.doc_string
+    if node.HasField("doc_string"):
+        new.doc_string = node.doc_string
     new.attribute.extend(node.attribute)
     new.attribute.extend([
         helper.make_attribute("tile", list(options.tile)),
