@@ -196,3 +196,17 @@ half (float16[1,16,8,8] X) => (float16[1,16,8,8] Y) {
         rewrite_model(model)
     assert [r.reason for r in err.value.report.layers] == [
         "float16 tensors (HasteConv is float32 only)"] * 2
+
+
+def test_single_input_channel_conv_is_never_replaced():
+    model = onnx.parser.parse_model("""
+<ir_version: 8, opset_import: ["" : 17]>
+grey (float[1,1,8,8] X) => (float[1,16,8,8] Y) {
+    a = Conv <pads = [1, 1, 1, 1]> (X, w0)
+    Y = Conv <pads = [1, 1, 1, 1]> (a, w1)
+}
+""")
+    model.graph.initializer.extend([numpy_helper.from_array(np.ones((16, 1, 3, 3), np.float32), "w0"),
+                                    numpy_helper.from_array(np.ones((16, 16, 3, 3), np.float32), "w1")])
+    _, report = rewrite_model(model, policy=Policy(allow_first=True))
+    assert [r.outcome() for r in report.layers] == ["kept: one input channel: nothing to merge", "replaced"]

@@ -140,6 +140,8 @@ def _hard_problem(site: ConvSite) -> Optional[str]:
         return f"{helper.tensor_dtype_to_string(site.elem_type).replace('TensorProto.', '').lower()} " \
                "tensors (HasteConv is float32 only)"
     if site.channels_per_group == 1:
+        if site.group == 1:
+            return "one input channel: nothing to merge"
         return "depthwise (one input channel per group): nothing to merge"
     if isinstance(site.weight, str):
         return f"weights are not static: {site.weight}"
