@@ -1,28 +1,30 @@
 // CPU driver: repacking, run-time ISA dispatch, and the parallel loop over tiles.
 #include "haste_conv_cpu.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "haste_conv_cpu_internal.h"
 
 namespace haste {
 
-void Workspace::Reserve(int64_t channels, int64_t d, int64_t L, int64_t kernel_area, int64_t group_out, int64_t np) {
+void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_t np) {
   auto grow = [](auto& v, int64_t n) {
     if (static_cast<int64_t>(v.size()) < n) v.resize(n);
   };
   grow(patch, channels * d);
   grow(mean, d);
-  grow(proj, L);
   grow(codes, channels);
   // At most channels/2 groups have two or more members and need scratch.
   grow(merged_in, (channels / 2 + 1) * d);
-  grow(merged_w, (channels / 2 + 1) * kernel_area * group_out);
+  grow(merged_w, (channels / 2 + 1) * kernel_area * kBlock);
   grow(cols, channels * kernel_area * np);
-  grow(out, group_out * np);
+  grow(out, kBlock * np);
   grow(group_of, channels);
   grow(members, channels);
   grow(group_start, channels + 1);
+  grow(prepared_members, channels);
+  grow(prepared_group_start, channels + 1);
   grow(fill, channels);
   grow(in_rows, channels);
   grow(w_rows, channels);
@@ -65,52 +67,53 @@ void PackWeights(const float* w, int64_t out_channels, int64_t group_in, int64_t
   out->group_in = group_in;
   out->kernel_area = kernel_area;
   out->group_out = group_out;
-  out->data.resize(out_channels * group_in * kernel_area);
+  out->blocks = (group_out + kBlock - 1) / kBlock;
+  out->data.assign(groups * out->blocks * group_in * kernel_area * kBlock, 0.0f);
   for (int64_t grp = 0; grp < groups; ++grp)
     for (int64_t o = 0; o < group_out; ++o)
       for (int64_t c = 0; c < group_in; ++c) {
         const float* src = w + ((grp * group_out + o) * group_in + c) * kernel_area;
-        float* dst = out->data.data() + ((grp * group_in + c) * kernel_area) * group_out + o;
-        for (int64_t k = 0; k < kernel_area; ++k) dst[k * group_out] = src[k];
+        float* dst = const_cast<float*>(out->Block(grp, o / kBlock, c)) + o % kBlock;
+        for (int64_t k = 0; k < kernel_area; ++k) dst[k * kBlock] = src[k];
       }
 }
 
 void PackHyperplanes(const float* h, int64_t count, int64_t dim, PackedHyperplanes* out) {
   out->count = count;
   out->dim = dim;
-  out->transposed.resize(count * dim);
+  out->padded = (count + 15) / 16 * 16;
+  out->transposed.assign(out->padded * dim, 0.0f);
   out->nonzeros = 0;
   for (int64_t l = 0; l < count; ++l)
     for (int64_t j = 0; j < dim; ++j) {
-      out->transposed[j * count + l] = h[l * dim + j];
+      out->transposed[j * out->padded + l] = h[l * dim + j];
       out->nonzeros += h[l * dim + j] != 0.0f;
     }
 }
 
 namespace {
 
-using TileFn = void (*)(const ConvGeometry&, const float*, const PackedWeights&, const float*,
-                        const PackedHyperplanes&, float*, int64_t, int64_t, int64_t, int64_t, Workspace&,
-                        HasteStats*);
-
-struct Dispatch {
-  TileFn fn;
+struct Isa {
+  decltype(&generic::PrepareTile) prepare;
+  decltype(&generic::ComputeBlocks) compute;
+  decltype(&generic::PaddedTilePixels) padded_pixels;
   const char* name;
 };
 
-Dispatch ChooseIsa() {
+Isa ChooseIsa() {
 #if defined(__x86_64__) && defined(HASTE_HAVE_AVX512)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
-    return {avx512::RunTile, "avx512"};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return {avx2::RunTile, "avx2"};
+    return {avx512::PrepareTile, avx512::ComputeBlocks, avx512::PaddedTilePixels, "avx512"};
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    return {avx2::PrepareTile, avx2::ComputeBlocks, avx2::PaddedTilePixels, "avx2"};
 #endif
-  return {generic::RunTile, "generic"};
+  return {generic::PrepareTile, generic::ComputeBlocks, generic::PaddedTilePixels, "generic"};
 }
 
-const Dispatch& Isa() {
-  static const Dispatch d = ChooseIsa();
-  return d;
+const Isa& CurrentIsa() {
+  static const Isa isa = ChooseIsa();
+  return isa;
 }
 
 struct Job {
@@ -120,37 +123,90 @@ struct Job {
   const float* bias;
   const PackedHyperplanes* h;
   float* y;
-  TileFn fn;
-  HasteStats* tile_stats;  // one per work item, or null
+  Isa isa;
+  int64_t chunks;          // block ranges per tile (two-phase mode)
+  HasteStats* tile_stats;  // one per tile, or null
+  // Two-phase mode: prepared tiles kept between the phases.
+  std::vector<PreparedTile> prepared;
+  std::vector<float> cols;
+  std::vector<int32_t> members, group_start;
 };
 
-void RunJob(void* data, size_t index) {
-  const Job& job = *static_cast<const Job*>(data);
+TileTask TaskOf(const ConvGeometry& g, int64_t tile) {
+  TileTask task;
+  task.tile_x = tile % g.tiles_x;
+  tile /= g.tiles_x;
+  task.tile_y = tile % g.tiles_y;
+  tile /= g.tiles_y;
+  task.group = tile % g.groups;
+  task.image = tile / g.groups;
+  return task;
+}
+
+thread_local Workspace tls_workspace;
+
+// One tile, all output blocks.
+void RunWholeTile(void* data, size_t index) {
+  Job& job = *static_cast<Job*>(data);
+  Workspace& ws = tls_workspace;
   const ConvGeometry& g = *job.g;
-  thread_local Workspace ws;
-  int64_t i = static_cast<int64_t>(index);
-  const int64_t tx = i % g.tiles_x;
-  i /= g.tiles_x;
-  const int64_t ty = i % g.tiles_y;
-  i /= g.tiles_y;
-  const int64_t grp = i % g.groups;
-  const int64_t n = i / g.groups;
-  job.fn(g, job.x, *job.w, job.bias, *job.h, job.y, n, grp, ty, tx, ws,
-         job.tile_stats ? job.tile_stats + index : nullptr);
+  TileTask task = TaskOf(g, static_cast<int64_t>(index));
+  task.block_begin = 0;
+  task.block_end = job.w->blocks;
+  const int64_t np = job.isa.padded_pixels(g.tile_h * g.tile_w);
+  ws.Reserve(g.group_in, g.patch_size(), g.kernel_h * g.kernel_w, np);
+  PreparedTile tile{ws.cols.data(), ws.prepared_members.data(), ws.prepared_group_start.data(), 0};
+  job.isa.prepare(g, job.x, *job.h, task, ws, &tile, job.tile_stats ? job.tile_stats + index : nullptr);
+  job.isa.compute(g, *job.w, job.bias, job.y, task, tile, ws);
+}
+
+// Two-phase mode, phase 1: hash, group and im2col one tile into the job.
+void PrepareOnly(void* data, size_t index) {
+  Job& job = *static_cast<Job*>(data);
+  job.isa.prepare(*job.g, job.x, *job.h, TaskOf(*job.g, static_cast<int64_t>(index)), tls_workspace,
+                  &job.prepared[index], job.tile_stats ? job.tile_stats + index : nullptr);
+}
+
+// Two-phase mode, phase 2: one range of output blocks of one prepared tile.
+void ComputeOnly(void* data, size_t index) {
+  Job& job = *static_cast<Job*>(data);
+  const int64_t tile = static_cast<int64_t>(index) / job.chunks, chunk = static_cast<int64_t>(index) % job.chunks;
+  TileTask task = TaskOf(*job.g, tile);
+  task.block_begin = chunk * job.w->blocks / job.chunks;
+  task.block_end = (chunk + 1) * job.w->blocks / job.chunks;
+  job.isa.compute(*job.g, *job.w, job.bias, job.y, task, job.prepared[tile], tls_workspace);
 }
 
 }  // namespace
 
-const char* CpuKernelIsa() { return Isa().name; }
+const char* CpuKernelIsa() { return CurrentIsa().name; }
 
 void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w, const float* bias,
                   const PackedHyperplanes& h, float* y, const ParallelFor& parallel_for, HasteStats* stats) {
-  const int64_t total = g.batch * g.groups * g.tiles_per_image();
-  if (total == 0) return;
-  // Counters per work item, summed afterwards: no atomics on the hot path.
-  std::vector<HasteStats> tile_stats(stats ? total : 0);
-  Job job{&g, x, &w, bias, &h, y, Isa().fn, stats ? tile_stats.data() : nullptr};
-  parallel_for(static_cast<size_t>(total), RunJob, &job);
+  const int64_t tiles = g.batch * g.groups * g.tiles_per_image();
+  if (tiles == 0) return;
+  // Counters per tile, summed afterwards: no atomics on the hot path.
+  std::vector<HasteStats> tile_stats(stats ? tiles : 0);
+  Job job{&g, x, &w, bias, &h, y, CurrentIsa(), 1, stats ? tile_stats.data() : nullptr, {}, {}, {}, {}};
+  // Enough tiles to keep every thread busy: one pass per tile. Few tiles (small
+  // maps, batch 1): hash each tile once, then split its output blocks.
+  constexpr int64_t kMinItems = 16;
+  if (tiles >= kMinItems || w.blocks == 1) {
+    parallel_for(static_cast<size_t>(tiles), RunWholeTile, &job);
+  } else {
+    job.chunks = std::min<int64_t>(w.blocks, (kMinItems + tiles - 1) / tiles);
+    const int64_t np = job.isa.padded_pixels(g.tile_h * g.tile_w);
+    const int64_t cols_per_tile = g.group_in * g.kernel_h * g.kernel_w * np;
+    job.cols.resize(tiles * cols_per_tile);
+    job.members.resize(tiles * g.group_in);
+    job.group_start.resize(tiles * (g.group_in + 1));
+    job.prepared.resize(tiles);
+    for (int64_t t = 0; t < tiles; ++t)
+      job.prepared[t] = PreparedTile{job.cols.data() + t * cols_per_tile, job.members.data() + t * g.group_in,
+                                     job.group_start.data() + t * (g.group_in + 1), 0};
+    parallel_for(static_cast<size_t>(tiles), PrepareOnly, &job);
+    parallel_for(static_cast<size_t>(tiles * job.chunks), ComputeOnly, &job);
+  }
   for (const HasteStats& t : tile_stats) stats->Add(t);
 }
 

@@ -10,20 +10,25 @@
 
 namespace haste {
 
-// W repacked per conv group as [group_in][kH*kW][group_out], so that a merged
-// filter is a sum of contiguous rows and the GEMM reads output channels in a row.
+// Output channels are packed in blocks of kBlock (zero-padded at the end).
+constexpr int64_t kBlock = 16;
+
+// W repacked per conv group and block of kBlock output channels as
+// [group][block][group_in][kH*kW][kBlock]: a merged filter is a sum of
+// contiguous slices, and the GEMM streams through one block's weights in order.
 struct PackedWeights {
   std::vector<float> data;
-  int64_t groups = 0, group_in = 0, kernel_area = 0, group_out = 0;
-  const float* Row(int64_t group, int64_t channel) const {
-    return data.data() + ((group * group_in + channel) * kernel_area) * group_out;
+  int64_t groups = 0, group_in = 0, kernel_area = 0, group_out = 0, blocks = 0;
+  const float* Block(int64_t group, int64_t block, int64_t channel) const {
+    return data.data() + (((group * blocks + block) * group_in + channel) * kernel_area) * kBlock;
   }
 };
 
-// Hyperplanes transposed to [d][L], so one input value updates all L projections.
+// Hyperplanes transposed to [d][padded], so one input value updates all L
+// projections; rows are padded with zeros to `padded` = L rounded up to 16.
 struct PackedHyperplanes {
   std::vector<float> transposed;
-  int64_t count = 0, dim = 0;
+  int64_t count = 0, dim = 0, padded = 0;
   int64_t nonzeros = 0;  // additions per hashed channel
 };
 

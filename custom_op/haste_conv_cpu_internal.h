@@ -9,23 +9,42 @@
 
 namespace haste {
 
+// One work item: a tile of one image and conv group, and a range of blocks of
+// kBlock output channels (small feature maps split outputs to use every thread).
+struct TileTask {
+  int64_t image, group, tile_y, tile_x, block_begin, block_end;
+};
+
+// A tile after hashing, grouping and im2col: what the GEMM blocks need.
+struct PreparedTile {
+  float* cols = nullptr;  // [merged][kH*kW][padded pixels]
+  int32_t* members = nullptr;      // channels ordered by group
+  int32_t* group_start = nullptr;  // merged + 1 offsets into members
+  int64_t merged = 0;
+};
+
 // Per-thread scratch memory, grown to the largest layer seen and then reused.
 struct Workspace {
-  std::vector<float> patch, mean, proj, merged_in, merged_w, cols, out;
+  std::vector<float> patch, mean, merged_in, merged_w, cols, out;
   std::vector<uint64_t> codes, table_keys;
   std::vector<int32_t> table_vals, group_of, members, group_start, fill;
+  std::vector<int32_t> prepared_members, prepared_group_start;  // a PreparedTile kept in this workspace
   std::vector<const float*> in_rows, w_rows;
 
-  void Reserve(int64_t channels, int64_t d, int64_t L, int64_t kernel_area, int64_t group_out, int64_t np);
+  void Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_t np);
   // Groups channels by ws.codes; fills members/group_start; returns the group count.
   int64_t Group(int64_t channels);
 };
 
-#define HASTE_DECLARE_TILE(isa)                                                                            \
-  namespace isa {                                                                                          \
-  void RunTile(const ConvGeometry& g, const float* x, const PackedWeights& w, const float* bias,            \
-               const PackedHyperplanes& h, float* y, int64_t n, int64_t grp, int64_t ty, int64_t tx,        \
-               Workspace& ws, HasteStats* stats);                                                          \
+// Per instruction set: steps 1-7a of a tile (PrepareTile), and steps 6b-7b for a
+// range of output blocks (ComputeBlocks). See haste_conv_cpu_tile.inc.
+#define HASTE_DECLARE_TILE(isa)                                                                              \
+  namespace isa {                                                                                            \
+  void PrepareTile(const ConvGeometry& g, const float* x, const PackedHyperplanes& h, const TileTask& task,   \
+                   Workspace& ws, PreparedTile* out, HasteStats* stats);                                     \
+  void ComputeBlocks(const ConvGeometry& g, const PackedWeights& w, const float* bias, float* y,               \
+                     const TileTask& task, const PreparedTile& tile, Workspace& ws);                         \
+  int64_t PaddedTilePixels(int64_t pixels);                                                                  \
   }
 
 HASTE_DECLARE_TILE(generic)

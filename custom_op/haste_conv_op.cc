@@ -210,23 +210,8 @@ OrtStatusPtr InferOutputShape(const OrtCustomOp*, OrtShapeInferContext* ctx) {
   if (!status) status = g_ort->SetSymbolicDimensions(info, symbol_ptrs.data(), symbol_ptrs.size());
   if (!status) status = g_ort->ShapeInferContext_SetOutputTypeShape(ctx, 0, info);
   g_ort->ReleaseTensorTypeAndShapeInfo(info);
-  if (status) return status;
-
-  // The optional stats output, when the node has one.
-  HASTE_RETURN_IF_ERROR(g_ort->CreateTensorTypeAndShapeInfo(&info));
-  const int64_t stats_dims[1] = {HasteStats::kCount};
-  const char* stats_symbols[1] = {""};
-  status = g_ort->SetTensorElementType(info, ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64);
-  if (!status) status = g_ort->SetDimensions(info, stats_dims, 1);
-  if (!status) status = g_ort->SetSymbolicDimensions(info, stats_symbols, 1);
-  if (!status) {
-    status = g_ort->ShapeInferContext_SetOutputTypeShape(ctx, 1, info);
-    if (status) {  // the node has no second output
-      g_ort->ReleaseStatus(status);
-      status = nullptr;
-    }
-  }
-  g_ort->ReleaseTensorTypeAndShapeInfo(info);
+  // The optional stats output keeps no inferred shape: the context cannot tell
+  // whether the node has it, and setting a missing output aborts ORT 1.21.
   return status;
 }
 

@@ -88,7 +88,7 @@ def test_bad_attribute_fails_at_session_creation():
     assert "tile must be positive" in str(info.value)
 
 
-OLD_RUNTIMES = [p for p in os.environ.get("HASTE_ONNX_OTHER_ORT_PYTHONS", "").split(os.pathsep) if p]
+OLD_RUNTIMES = [p.strip() for p in os.environ.get("HASTE_ONNX_OTHER_ORT_PYTHONS", "").split(os.pathsep) if p.strip()]
 
 
 @pytest.mark.skipif(not OLD_RUNTIMES, reason="set HASTE_ONNX_OTHER_ORT_PYTHONS (make test does) to test other onnxruntime versions")

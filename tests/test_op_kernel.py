@@ -3,7 +3,10 @@ import json
 import os
 
 import numpy as np
+import onnxruntime as ort
 import pytest
+
+import haste_onnx
 
 from haste_onnx.op import ConvAttrs
 from haste_onnx.op.reference import hash_codes, extract_patches, merged_channel_count
@@ -191,3 +194,32 @@ def test_stats_output_counts_the_work_exactly(run_haste):
         if y.size:
             assert stats[0] == y.size * (case.in_channels // case.group) * case.kernel[0] * case.kernel[1]
             assert 0 < stats[1] <= stats[0]
+
+
+@pytest.mark.parametrize("size", [8, 20])  # few tiles (two-phase path) and many tiles
+def test_two_nodes_with_same_shapes_but_different_hyperplanes(size, run_haste):
+    """Each node hashes with its own hyperplanes, also when shapes and L are equal."""
+    import onnx
+    from onnx import helper, numpy_helper
+    case = Case(batch=1, in_channels=32, out_channels=32, height=size, width=size, kernel=(3, 3), pads=(1, 1, 1, 1),
+                hyperplanes=3)
+    x, w1, b1, h1 = make_arrays(case)
+    case2 = Case(**{**case.__dict__, "seed": 99})
+    _, w2, b2, h2 = make_arrays(case2)
+    assert not np.array_equal(h1, h2)
+    nodes = [helper.make_node("HasteConv", ["X", "W1", "B1", "H1"], ["T"], domain="haste", pads=[1, 1, 1, 1]),
+             helper.make_node("HasteConv", ["T", "W2", "B2", "H2"], ["Y"], domain="haste", pads=[1, 1, 1, 1])]
+    inits = [numpy_helper.from_array(a, n) for a, n in
+             ((w1, "W1"), (b1, "B1"), (h1, "H1"), (w2, "W2"), (b2, "B2"), (h2, "H2"))]
+    graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("X", onnx.TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("Y", onnx.TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("T", onnx.TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("haste", 1)],
+                              ir_version=8)
+    sess = ort.InferenceSession(model.SerializeToString(), haste_onnx.session_options(2),
+                                providers=["CPUExecutionProvider"])
+    for _ in range(2):  # the second run reuses every thread's workspace
+        y, t = sess.run(None, {"X": x})
+        assert relative_error(t, reference(case, x, w1, b1, h1)) <= TOLERANCE
+        # The second node's reference reads the library's own first output, so both hash the same values.
+        assert relative_error(y, reference(case2, t, w2, b2, h2)) <= TOLERANCE
