@@ -3,9 +3,10 @@
 #   make test   install into .venv (with test extras) and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
-# onnxruntime versions besides the newest that the op library is tested in
-# (1.20 must be refused with a clear error; 1.21 is the oldest supported).
-OTHER_ORT ?= 1.21.1 1.20.1
+PINS ?= requirements-pins.txt
+# onnxruntime versions besides the pinned one that the op library is tested in:
+# 1.21 (the oldest supported), the newest, and 1.20 (must be refused clearly).
+OTHER_ORT ?= 1.21.1 1.32.0 1.20.1
 
 .PHONY: demo test install install-test other-ort clean
 
@@ -14,11 +15,11 @@ $(VENV)/bin/python:
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 
 install: $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install -q .
+	$(VENV)/bin/python -m pip install -q -c $(PINS) .
 
 install-test: $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install -q torch==2.13.0
-	$(VENV)/bin/python -m pip install -q ".[test]"
+	$(VENV)/bin/python -m pip install -q -c $(PINS) torch
+	$(VENV)/bin/python -m pip install -q -c $(PINS) ".[test]"
 
 other-ort:
 	@for v in $(OTHER_ORT); do \
@@ -30,7 +31,7 @@ demo: install
 	$(VENV)/bin/haste-onnx demo
 
 test: install-test other-ort
-	cd tests && HASTE_ONNX_OTHER_ORT_PYTHONS="$(foreach v,$(OTHER_ORT),$(CURDIR)/.venv-ort$(v)/bin/python:)" \
+	cd tests && HASTE_ONNX_OTHER_ORT_PYTHONS="$$(for v in $(OTHER_ORT); do printf '%s:' "$(CURDIR)/.venv-ort$$v/bin/python"; done)" \
 	  ../$(VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml
 
 clean:
