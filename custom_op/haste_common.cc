@@ -1,5 +1,6 @@
 #include "haste_common.h"
 
+#include <cmath>
 #include <sstream>
 
 namespace haste {
@@ -21,10 +22,24 @@ bool ParseAutoPad(const std::string& s, AutoPad* out) {
   return true;
 }
 
+std::string CheckHyperplaneValues(const float* h, int64_t count, int64_t dim) {
+  for (int64_t i = 0; i < count * dim; ++i) {
+    const float v = h[i];
+    if (v != 0.0f && v != 1.0f && v != -1.0f) {
+      std::ostringstream os;
+      os << "hyperplane entries must be -1, 0 or +1, got " << v << " at [" << i / dim << ", " << i % dim << "]";
+      return os.str();
+    }
+  }
+  return "";
+}
+
 std::string ValidateAttrs(const HasteAttrs& a) {
   auto positive2 = [](const std::vector<int64_t>& v, const char* name) -> std::string {
     if (v.size() != 2) return std::string(name) + " must have 2 values, got " + ShapeToString(v);
     if (v[0] < 1 || v[1] < 1) return std::string(name) + " must be positive, got " + ShapeToString(v);
+    if (v[0] > kMaxAttrValue || v[1] > kMaxAttrValue)
+      return std::string(name) + " must be at most " + std::to_string(kMaxAttrValue) + ", got " + ShapeToString(v);
     return "";
   };
   std::string e;
@@ -34,8 +49,10 @@ std::string ValidateAttrs(const HasteAttrs& a) {
   if (!(e = positive2(a.tile, "tile")).empty()) return e;
   if (a.tile[0] > 256 || a.tile[1] > 256) return "tile must be at most 256 per side, got " + ShapeToString(a.tile);
   if (a.pads.size() != 4) return "pads must have 4 values, got " + ShapeToString(a.pads);
-  for (int64_t p : a.pads)
+  for (int64_t p : a.pads) {
     if (p < 0) return "pads must not be negative, got " + ShapeToString(a.pads);
+    if (p > kMaxAttrValue) return "pads must be at most " + std::to_string(kMaxAttrValue) + ", got " + ShapeToString(a.pads);
+  }
   if (a.group < 1) return "group must be positive, got " + std::to_string(a.group);
   return "";
 }
@@ -64,6 +81,18 @@ std::string ResolveGeometry(const HasteAttrs& a, const std::vector<int64_t>& x, 
                             const std::vector<int64_t>* b, const std::vector<int64_t>& hyper, ConvGeometry* g) {
   if (x.size() != 4) return "X must have rank 4 [N, C, H, W], got shape " + ShapeToString(x);
   if (w.size() != 4) return "W must have rank 4 [C_out, C_in/group, kH, kW], got shape " + ShapeToString(w);
+  // A tensor with a zero dimension may have any other dimension: bound them all
+  // before any arithmetic so that nothing below can overflow.
+  const std::pair<const char*, const std::vector<int64_t>*> named[] = {{"X", &x}, {"W", &w}, {"B", b}, {"hyperplanes", &hyper}};
+  for (const auto& [name, shape] : named) {
+    if (!shape) continue;
+    for (int64_t d : *shape)
+      if (d < 0 || d > kMaxDim)
+        return std::string(name) + " has an unsupported dimension in shape " + ShapeToString(*shape) +
+               " (each must be at most " + std::to_string(kMaxDim) + ")";
+  }
+  if (w[2] > kMaxAttrValue || w[3] > kMaxAttrValue)
+    return "W's kernel is larger than " + std::to_string(kMaxAttrValue) + " per side, shape " + ShapeToString(w);
   const int64_t groups = a.group;
   if (x[1] % groups != 0)
     return "group " + std::to_string(groups) + " does not divide the " + std::to_string(x[1]) + " input channels";
@@ -106,6 +135,14 @@ std::string ResolveGeometry(const HasteAttrs& a, const std::vector<int64_t>& x, 
   g->tile_w = a.tile[1];
   g->patch_h = (a.tile[0] - 1) * a.strides[0] + eff_h;
   g->patch_w = (a.tile[1] - 1) * a.strides[1] + eff_w;
+  if (g->patch_h > kMaxPatchSize || g->patch_w > kMaxPatchSize || g->patch_h * g->patch_w > kMaxPatchSize)
+    return "the input patch of a tile, " + std::to_string(g->patch_h) + "x" + std::to_string(g->patch_w) +
+           ", is too large (at most " + std::to_string(kMaxPatchSize) + " values)";
+  const long double out_elements =
+      static_cast<long double>(g->batch) * g->out_channels * static_cast<long double>(g->out_h) * g->out_w;
+  if (out_elements * 4 > static_cast<long double>(INT64_MAX) / 2)
+    return "the output [" + std::to_string(g->batch) + ", " + std::to_string(g->out_channels) + ", " +
+           std::to_string(g->out_h) + ", " + std::to_string(g->out_w) + "] is too large to allocate";
   g->tiles_y = (g->out_h + g->tile_h - 1) / g->tile_h;
   g->tiles_x = (g->out_w + g->tile_w - 1) / g->tile_w;
   g->centering = a.centering;
@@ -115,6 +152,21 @@ std::string ResolveGeometry(const HasteAttrs& a, const std::vector<int64_t>& x, 
            "), got " + ShapeToString(hyper);
   g->hyperplanes = hyper[0];
   return "";
+}
+
+double WorkspaceBytes(const ConvGeometry& g) {
+  const double c = static_cast<double>(g.group_in), d = static_cast<double>(g.patch_size());
+  const double ka = static_cast<double>(g.kernel_h) * static_cast<double>(g.kernel_w);
+  const double np = std::ceil(static_cast<double>(g.tile_h * g.tile_w) / 16.0) * 16.0;  // widest vectors
+  const double halves = std::floor(c / 2) + 1;
+  // Per thread (haste_conv_cpu.cc, Workspace::Reserve): patch, mean, merged
+  // inputs and filters, im2col, one output block, and small integer tables.
+  const double floats = c * d + d + halves * d + halves * ka * 16 + c * ka * np + 16 * np;
+  double bytes = floats * 4 + c * 64 + 256;
+  // A call with few tiles keeps every tile's im2col between its two phases.
+  const double tiles = static_cast<double>(g.batch) * g.groups * static_cast<double>(g.tiles_y) * g.tiles_x;
+  if (tiles < 16) bytes += tiles * (c * ka * np * 4 + c * 8 + 8);
+  return bytes;
 }
 
 }  // namespace haste

@@ -10,6 +10,12 @@ namespace haste {
 
 constexpr int kMaxHyperplanes = 64;
 
+// Bounds that keep every size computation far from int64 overflow. Nothing a
+// real model needs comes near them; larger values are refused with a message.
+constexpr int64_t kMaxAttrValue = int64_t{1} << 24;  // strides, dilations, pads, kernel sides
+constexpr int64_t kMaxDim = int64_t{1} << 40;        // any dimension of X, W, B or the hyperplanes
+constexpr int64_t kMaxPatchSize = int64_t{1} << 31;  // pH*pW, the length of a hashed vector
+
 enum class AutoPad { NotSet, Valid, SameUpper, SameLower };
 
 // The node's attributes, as written in the model.
@@ -57,5 +63,13 @@ std::string ResolveGeometry(const HasteAttrs& a, const std::vector<int64_t>& x_s
                             const std::vector<int64_t>& hyper_shape, ConvGeometry* g);
 
 std::string ShapeToString(const std::vector<int64_t>& shape);
+
+// Checks that every hyperplane entry is -1, 0 or +1 (docs/op_spec.md: hashing
+// is exact only then); returns an empty string or the first bad entry.
+std::string CheckHyperplaneValues(const float* h, int64_t count, int64_t dim);
+
+// Bytes of scratch memory one call needs beyond its inputs and output (per
+// thread, plus what a call with few tiles keeps between its two phases).
+double WorkspaceBytes(const ConvGeometry& g);
 
 }  // namespace haste

@@ -12,7 +12,7 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   auto grow = [](auto& v, int64_t n) {
     if (static_cast<int64_t>(v.size()) < n) v.resize(n);
   };
-  grow(patch, channels * d);
+  grow(patch, channels * d + 8);  // slack for whole-vector row copies
   grow(mean, d);
   grow(codes, channels);
   // At most channels/2 groups have two or more members and need scratch.

@@ -17,6 +17,9 @@ namespace {
     if (status_ != nullptr) return status_; \
   } while (0)
 
+// Scratch memory one call may need (WorkspaceBytes); more is refused.
+constexpr double kMaxWorkspaceBytes = 4e9;
+
 OrtStatus* Error(const std::string& node, const std::string& message) {
   const std::string text = "HasteConv node '" + node + "': " + message;
   return g_ort->CreateStatus(ORT_INVALID_ARGUMENT, text.c_str());
@@ -184,7 +187,7 @@ OrtStatusPtr InferOutputShape(const OrtCustomOp*, OrtShapeInferContext* ctx) {
   for (int axis = 0; axis < 2; ++axis) {
     int64_t kernel = a.kernel_shape.empty() ? (w_known ? w.dims[2 + axis] : -1) : a.kernel_shape[axis];
     const int64_t size = x.dims[2 + axis];
-    if (kernel < 1) continue;
+    if (kernel < 1 || kernel > kMaxAttrValue || size > kMaxDim) continue;  // refused at run time
     if (size >= 0) {
       dims[2 + axis] = OutputSize(a, axis, size, kernel, nullptr);
       continue;
@@ -264,6 +267,11 @@ OrtStatusPtr HasteConvKernel::Init(const OrtKernelInfo* info) {
     HASTE_RETURN_IF_ERROR(ShapeOf(tensor, &weight_shape, nullptr));
     if (weight_shape.size() != 4)
       return Error(node_name, "W must have rank 4 [C_out, C_in/group, kH, kW], got shape " + ShapeToString(weight_shape));
+    for (int64_t d : weight_shape)
+      if (d < 0 || d > kMaxDim) return Error(node_name, "W has an unsupported shape " + ShapeToString(weight_shape));
+    if (weight_shape[2] > kMaxAttrValue || weight_shape[3] > kMaxAttrValue)
+      return Error(node_name, "W's kernel is larger than " + std::to_string(kMaxAttrValue) + " per side, shape " +
+                                  ShapeToString(weight_shape));
     if (weight_shape[0] % attrs.group != 0)
       return Error(node_name, "group " + std::to_string(attrs.group) + " does not divide the " +
                                   std::to_string(weight_shape[0]) + " output channels");
@@ -278,8 +286,13 @@ OrtStatusPtr HasteConvKernel::Init(const OrtKernelInfo* info) {
     HASTE_RETURN_IF_ERROR(ShapeOf(tensor, &hyperplane_shape, nullptr));
     if (hyperplane_shape.size() != 2)
       return Error(node_name, "hyperplanes must have rank 2 [L, pH*pW], got shape " + ShapeToString(hyperplane_shape));
+    if (hyperplane_shape[0] < 0 || hyperplane_shape[0] > kMaxDim || hyperplane_shape[1] < 0 ||
+        hyperplane_shape[1] > kMaxDim)
+      return Error(node_name, "hyperplanes has an unsupported shape " + ShapeToString(hyperplane_shape));
     const float* data = nullptr;
     HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(const_cast<OrtValue*>(tensor), (void**)&data));
+    const std::string bad = CheckHyperplaneValues(data, hyperplane_shape[0], hyperplane_shape[1]);
+    if (!bad.empty()) return Error(node_name, bad);
     PackHyperplanes(data, hyperplane_shape[0], hyperplane_shape[1], &packed_hyperplanes);
     hyperplanes_packed = true;
   }
@@ -308,9 +321,11 @@ OrtStatusPtr HasteConvKernel::ComputeV2(OrtKernelContext* context) {
     if (!problem.empty()) return Error(node_name, problem);
 
     // Refuse work whose scratch memory could not be allocated sensibly.
-    const double scratch = double(g.group_in) * (g.patch_size() * 2 + g.kernel_h * g.kernel_w * (g.group_out + 64)) * 4;
-    if (scratch > 4e9) return Error(node_name, "the per-thread workspace would need " +
-                                               std::to_string(static_cast<int64_t>(scratch / 1e6)) + " MB");
+    const double scratch = WorkspaceBytes(g);
+    if (scratch > kMaxWorkspaceBytes)
+      return Error(node_name, "the workspace would need " + std::to_string(static_cast<int64_t>(scratch / 1e6)) +
+                                  " MB (limit " + std::to_string(static_cast<int64_t>(kMaxWorkspaceBytes / 1e6)) +
+                                  " MB); use a smaller tile or split the layer");
 
     const float *x_data = nullptr, *w_data = nullptr, *b_data = nullptr, *h_data = nullptr;
     HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(const_cast<OrtValue*>(x), (void**)&x_data));
@@ -347,6 +362,8 @@ OrtStatusPtr HasteConvKernel::ComputeV2(OrtKernelContext* context) {
       pw = &local_w;
     }
     if (!hyperplanes_packed || hyperplane_shape != h_shape) {
+      const std::string bad = CheckHyperplaneValues(h_data, h_shape[0], h_shape[1]);
+      if (!bad.empty()) return Error(node_name, bad);
       PackHyperplanes(h_data, h_shape[0], h_shape[1], &local_h);
       ph = &local_h;
     }
