@@ -393,3 +393,43 @@ def test_imagenet_sample_listing_from_wheel_and_folder(tmp_path):
     (tmp_path / "e").mkdir()
     with pytest.raises(ims.SampleNotFoundError, match="foolbox"):
         ims.list_samples(tmp_path / "e")
+
+
+# --------------------------------------------------------------------------
+# The committed ResNet-20 (models/resnet20_fmnist.onnx) and its JSON
+# --------------------------------------------------------------------------
+
+def test_committed_resnet20_model():
+    import hashlib
+    import json
+    from pathlib import Path
+
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    models = Path(__file__).resolve().parents[1] / "models"
+    path, meta_path = models / "resnet20_fmnist.onnx", models / "resnet20_fmnist.json"
+    meta = json.loads(meta_path.read_text())
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == meta["sha256"]
+    assert path.stat().st_size < 5 * 2 ** 20
+    m = onnx.load(str(path))
+    assert m.ir_version == 8 and m.opset_import[0].version == 17
+    assert not any(n.op_type == "BatchNormalization" for n in m.graph.node)
+    assert hd.model_input_hw(m) == (32, 32)
+    assert m.graph.input[0].name == "input" and m.graph.output[0].name == "logits"
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    try:
+        x, y = hd.load_fashion_mnist("test")
+    except hd.DatasetNotFoundError:
+        # no data here: at least check it runs with a dynamic batch
+        out = sess.run(["logits"], {"input": np.zeros((3, 1, 32, 32), np.float32)})[0]
+        assert out.shape == (3, 10)
+        pytest.skip("Fashion-MNIST not on this machine: accuracy not checked")
+    correct = 0
+    for i in range(0, len(x), 1000):
+        logits = sess.run(["logits"], {"input": hd.preprocess_fashion_mnist(x[i:i + 1000])})[0]
+        correct += int((logits.argmax(1) == y[i:i + 1000]).sum())
+    acc = 100.0 * correct / len(x)
+    assert abs(acc - meta["onnxruntime_test_accuracy_pct"]) < 0.011, acc
+    assert acc > 90.0
