@@ -40,6 +40,9 @@ SUBCOMMANDS = {
     "rewrite": "haste_onnx.rewrite.command",
     "strip": "haste_onnx.rewrite.strip_command",
     "info": "haste_onnx.info",
+    "eval": "haste_onnx.eval_command",
+    "demo": "haste_onnx.demo",
+    "fetch-data": "haste_onnx.fetch_command",
 }
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_REJECTED, EXIT_CHECK = range(7)
@@ -126,6 +129,26 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--allow-strided", action="store_true", help="also replace Convs with strides > 1")
     group.add_argument("--allow-grouped", action="store_true", help="also replace grouped (not depthwise) Convs")
     group.add_argument("--allow-first", action="store_true", help="also replace the network's first Conv")
+
+
+def add_data(parser: argparse.ArgumentParser, limit_default: Optional[int] = None) -> None:
+    group = parser.add_argument_group(
+        "data", "Images are fitted to the model's declared input size (padded with 0 when smaller, resized "
+        "bilinearly otherwise), scaled to [0, 1] and normalised with --mean/--std.")
+    group.add_argument("--data", default="fashion-mnist", choices=["fashion-mnist", "mnist", "folder", "imagenet-samples"],
+                       help="fashion-mnist (Debian's dataset-fashion-mnist or the haste-onnx cache; default), mnist "
+                            "(IDX files in --data-dir), folder (--data-dir/<class>/<image>), imagenet-samples "
+                            "(foolbox's 20 ImageNet images)")
+    group.add_argument("--data-dir", metavar="DIR", default=None,
+                       help="where the data are (required for mnist and folder)")
+    group.add_argument("--split", choices=["test", "train"], default="test", help="IDX split (default test)")
+    group.add_argument("--limit", type=_ranged(int, 1, None, "--limit"), default=limit_default, metavar="N",
+                       help="use only the first N images" + ("" if limit_default is None else
+                                                            f" (default {limit_default})"))
+    group.add_argument("--mean", type=float, nargs="+", default=None, metavar="M",
+                       help="normalisation mean, one value or one per channel (default 0.2860, or the model's own)")
+    group.add_argument("--std", type=float, nargs="+", default=None, metavar="S",
+                       help="normalisation std, one value or one per channel (default 0.3530, or the model's own)")
 
 
 def add_output_format(parser: argparse.ArgumentParser) -> None:

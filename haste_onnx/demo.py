@@ -1,0 +1,91 @@
+"""`haste-onnx demo`: the bundled ResNet-20, rewritten, on the 10,000 Fashion-MNIST test images.
+
+Steps: find the model (zoo name `resnet20` by default, or any path/name) ->
+find Fashion-MNIST, fetching it into the cache when missing (one line says
+so) -> rewrite with the default settings (or the given hashing options) ->
+run original and rewritten over the images (`--limit`, default all) with
+the HasteConv counters switched on -> measure latency on one batch of
+`--batch` images, alternating original and rewritten after a warm-up, same
+session options, `--threads` intra-op threads -> print accuracy, measured
+conv MACs and latency of both.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+HELP = "rewrite the bundled ResNet-20 and compare accuracy, measured conv MACs and latency on Fashion-MNIST"
+
+
+def configure(parser) -> None:
+    from .cli import _ranged, add_data, add_hashing, add_output_format, add_selection
+    from .eval_command import add_runtime
+
+    group = parser.add_argument_group("model input")
+    group.add_argument("model", metavar="MODEL", nargs="?", default="resnet20",
+                       help="an ONNX file or a model name (default resnet20, the bundled model)")
+    add_data(parser)
+    add_runtime(parser)
+    lat = parser.add_argument_group("latency")
+    lat.add_argument("--repeats", type=_ranged(int, 1, None, "--repeats"), default=20, metavar="R",
+                     help="timed runs of each model on one batch, alternating (default 20; median reported)")
+    lat.add_argument("--warmup", type=_ranged(int, 0, None, "--warmup"), default=3, metavar="W",
+                     help="untimed runs of each model first (default 3)")
+    lat.add_argument("--no-fetch", action="store_true", help="do not download Fashion-MNIST when it is missing")
+    add_hashing(parser)
+    add_selection(parser)
+    add_output_format(parser)
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from .cli import hashing_options, selection_policy
+    from .eval_command import load_data, load_named_model
+    from .evaluate import EvalOptions, Predictor, evaluate, measure_latency, versions
+    from .rewrite import rewrite_model
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    loaded, entry = load_named_model(args.model)
+    images, labels, data_info = load_data(args, loaded.model, entry, fetch=not args.no_fetch, say=say)
+    options = EvalOptions(hashing=hashing_options(args), policy=selection_policy(args), batch=args.batch,
+                          threads=args.threads)
+    result = evaluate(loaded.model, images, labels, options)
+    rewritten, report = rewrite_model(loaded.model, options.hashing, options.policy)
+    original = Predictor(loaded.model, args.threads)
+    haste = Predictor(rewritten, args.threads)
+    batch = np.ascontiguousarray(images[:args.batch])
+    t_orig, t_haste = measure_latency(original, haste, batch, args.repeats, args.warmup)
+    latency = {"batch": int(len(batch)), "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
+               "original_ms": float(np.median(t_orig)), "rewritten_ms": float(np.median(t_haste)),
+               "original_samples_ms": t_orig, "rewritten_samples_ms": t_haste}
+    doc = {"command": "demo", "model": str(loaded.path), "model_name": entry.name if entry else None,
+           "versions": versions(), "data": data_info, "rewrite": report.summary(), **result, "latency": latency}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(format_demo(doc))
+    return 0
+
+
+def format_demo(doc: dict) -> str:
+    o, r, lat, d = doc["original"], doc["runs"][0], doc["latency"], doc["data"]
+    t, h, rw = r["totals"], doc["settings"]["hashing"], doc["rewrite"]
+    name = doc["model_name"] or doc["model"]
+    speed = lat["original_ms"] / lat["rewritten_ms"] if lat["rewritten_ms"] else float("nan")
+    where = f"{d['source']} {d['split']} split" if d.get("split") else d["source"]
+    return "\n".join([
+        f"model:      {name} ({doc['model']})",
+        f"data:       {d['images']} images, {where} ({d['where']})",
+        f"rewrite:    {rw['replaced']} of {rw['layers']} conv layers -> HasteConv (L={h['hyperplanes']}, "
+        f"tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, seed {h['seed']})",
+        f"accuracy:   original {100 * o['accuracy']:.2f}%, rewritten {100 * r['accuracy']:.2f}% "
+        f"({100 * r['difference']['accuracy']:+.2f} pt; predictions agree on {100 * r['agreement']:.1f}%)",
+        f"conv MACs:  original {o['conv_macs'] / 1e6:.2f} M/image, rewritten {t['rewritten_conv_macs'] / 1e6:.2f} M/image "
+        f"measured: cut {100 * t['conv_mac_reduction']:.1f}% ({100 * t['conv_mac_reduction_with_overheads']:.1f}% "
+        f"with hashing/merging overheads; replaced layers cut {100 * t['replaced_mac_reduction']:.1f}%)",
+        f"latency:    original {lat['original_ms']:.2f} ms, rewritten {lat['rewritten_ms']:.2f} ms per batch of "
+        f"{lat['batch']} (median of {lat['repeats']}, {lat['threads']} threads): speedup {speed:.2f}x",
+    ])
