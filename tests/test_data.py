@@ -192,6 +192,21 @@ def test_fetch_returns_existing_cache_without_network(tmp_path, monkeypatch):
     assert hd.fetch_fashion_mnist(tmp_path) == tmp_path / "fashion-mnist"
 
 
+@pytest.mark.slow
+def test_fetch_fashion_mnist_for_real(tmp_path):
+    """Downloads Debian's dataset-fashion-mnist (31 MB) into a fresh cache: -m slow."""
+    import shutil as _sh
+
+    if _sh.which("apt-get") is None or _sh.which("dpkg-deb") is None:
+        pytest.skip("needs apt-get and dpkg-deb (Debian/Ubuntu)")
+    d = hd.fetch_fashion_mnist(tmp_path)
+    assert d == tmp_path / "fashion-mnist"
+    x, y = hd.load_idx_dataset(d, "train")
+    assert x.shape == (60000, 28, 28) and y.shape == (60000,)
+    assert abs(x.mean() / 255 - hd.FASHION_MNIST_MEAN) < 1e-3
+    assert abs(x.std() / 255 - hd.FASHION_MNIST_STD) < 1e-3
+
+
 def test_real_fashion_mnist_if_present():
     try:
         d = hd.find_fashion_mnist()
