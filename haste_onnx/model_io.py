@@ -190,11 +190,23 @@ def save_model(model: onnx.ModelProto, out, external_data: bool = False,
             raise OutputError(f"{out}: cannot write: {err.strerror or err}") from err
         if check is not None:
             check(str(tmp_model))
+        data_target, previous, moved = data_file_for(out), tmpdir / (data_name + ".previous"), False
         try:
             if external_data and (tmpdir / data_name).exists():
-                os.replace(tmpdir / data_name, data_file_for(out))
+                if data_target.exists():  # kept until the model is in place, so a failure can restore it
+                    os.replace(data_target, previous)
+                os.replace(tmpdir / data_name, data_target)
+                moved = True
             os.replace(tmp_model, out)
         except OSError as err:
+            # OUT and OUT.data stay a pair: put the previous data back, or remove the new data.
+            try:
+                if previous.exists():
+                    os.replace(previous, data_target)
+                elif moved:
+                    data_target.unlink()
+            except OSError:
+                pass
             raise OutputError(f"{out}: cannot move the result into place: {err.strerror or err}") from err
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
