@@ -52,6 +52,8 @@ def run(args) -> int:
     images, labels, data_info = load_data(args, loaded.model, entry, fetch=not args.no_fetch, say=say)
     options = EvalOptions(hashing=hashing_options(args), policy=selection_policy(args), batch=args.batch,
                           threads=args.threads)
+    say_progress = (lambda text: print(text, file=sys.stderr, flush=True))
+    say_progress(f"running {loaded.path.name} and its rewrite on {len(labels)} images, then timing both ...")
     result = evaluate(loaded.model, images, labels, options)
     rewritten, report = rewrite_model(loaded.model, options.hashing, options.policy)
     original = Predictor(loaded.model, args.threads)
