@@ -238,7 +238,9 @@ def format_result(doc: dict) -> str:
     h = s["hashing"]
     if isinstance(h, dict):
         parts.append(f"rewrite: L={h['hyperplanes']}, tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, "
-                     f"centering {'on' if h['centering'] else 'off'}, seeds {' '.join(map(str, s['seeds']))}")
+                     f"centering {'on' if h['centering'] else 'off'}"
+                     + (", magnitude split" if h.get("magnitude_split") else "")
+                     + f", seeds {' '.join(map(str, s['seeds']))}")
     else:
         parts.append("rewrite: none; the model's own HasteConv layers (original = stripped to Conv)")
     parts.append("")
