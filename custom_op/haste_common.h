@@ -28,6 +28,7 @@ struct HasteAttrs {
   int64_t group = 1;
   std::vector<int64_t> tile{4, 4};
   bool centering = true;
+  bool magnitude_split = false;
 };
 
 // Everything a kernel needs for one call, resolved from attributes and shapes.
@@ -41,6 +42,7 @@ struct ConvGeometry {
   int64_t tiles_y = 0, tiles_x = 0;
   int64_t hyperplanes = 0;  // L
   bool centering = true;
+  bool magnitude_split = false;
 
   int64_t patch_size() const { return patch_h * patch_w; }
   int64_t tiles_per_image() const { return tiles_y * tiles_x; }

@@ -15,6 +15,7 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   grow(patch, channels * d + 8);  // slack for whole-vector row copies
   grow(mean, d);
   grow(codes, channels);
+  grow(buckets, channels);
   // At most channels/2 groups have two or more members and need scratch.
   grow(merged_in, (channels / 2 + 1) * d);
   grow(merged_w, (channels / 2 + 1) * kernel_area * kBlock);
@@ -31,6 +32,7 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   int64_t table = 16;
   while (table < 2 * channels) table *= 2;
   grow(table_keys, table);
+  grow(table_buckets, table);
   grow(table_vals, table);
 }
 
@@ -42,10 +44,14 @@ int64_t Workspace::Group(int64_t channels) {
   int64_t groups = 0;
   for (int64_t c = 0; c < channels; ++c) {
     const uint64_t code = codes[c];
-    uint64_t slot = (code * 0x9E3779B97F4A7C15ull) >> 40 & mask;
-    while (table_vals[slot] >= 0 && table_keys[slot] != code) slot = (slot + 1) & mask;
+    const int32_t bucket = buckets[c];
+    uint64_t slot = ((code ^ static_cast<uint64_t>(static_cast<uint32_t>(bucket)) << 32) * 0x9E3779B97F4A7C15ull) >> 40 &
+                    mask;
+    while (table_vals[slot] >= 0 && (table_keys[slot] != code || table_buckets[slot] != bucket))
+      slot = (slot + 1) & mask;
     if (table_vals[slot] < 0) {
       table_keys[slot] = code;
+      table_buckets[slot] = bucket;
       table_vals[slot] = static_cast<int32_t>(groups);
       fill[groups++] = 0;
     }

@@ -256,6 +256,8 @@ OrtStatusPtr HasteConvKernel::Init(const OrtKernelInfo* info) {
   if (TryRead([&] { return g_ort->KernelInfoGetAttribute_int64(info, "group", &value); })) attrs.group = value;
   if (TryRead([&] { return g_ort->KernelInfoGetAttribute_int64(info, "centering", &value); }))
     attrs.centering = value != 0;
+  if (TryRead([&] { return g_ort->KernelInfoGetAttribute_int64(info, "magnitude_split", &value); }))
+    attrs.magnitude_split = value != 0;
   const std::string problem = ValidateAttrs(attrs);
   if (!problem.empty()) return Error(node_name, problem);
 

@@ -34,7 +34,7 @@ def _check_random_cases(count, run_haste, seed):
         if err > worst:
             worst, worst_case = err, case
         if x.shape[0] and expected.size:
-            counts = merged_channel_count(x[:1], h, case.conv(), case.tile, case.centering)
+            counts = merged_channel_count(x[:1], h, case.conv(), case.tile, case.centering, case.magnitude_split)
             merged_tiles += int((counts < case.in_channels // case.group).sum())
     # The cases must exercise merging, not only the all-distinct path.
     assert merged_tiles > count
@@ -188,7 +188,7 @@ def test_stats_output_counts_the_work_exactly(run_haste):
                                     providers=["CPUExecutionProvider"])
         y, stats = sess.run(None, {"X": x})
         expected = np.zeros(len(STATS_FIELDS), np.int64)
-        ref = haste_conv(x, w, b, h, case.conv(), case.tile, case.centering, expected)
+        ref = haste_conv(x, w, b, h, case.conv(), case.tile, case.centering, expected, case.magnitude_split)
         assert relative_error(y, ref) <= TOLERANCE
         assert stats.tolist() == expected.tolist(), case
         if y.size:
@@ -223,3 +223,20 @@ def test_two_nodes_with_same_shapes_but_different_hyperplanes(size, run_haste):
         assert relative_error(t, reference(case, x, w1, b1, h1)) <= TOLERANCE
         # The second node's reference reads the library's own first output, so both hash the same values.
         assert relative_error(y, reference(case2, t, w2, b2, h2)) <= TOLERANCE
+
+
+def test_magnitude_split_keeps_scaled_copies_apart(run_haste, run_plain):
+    """Sign hashes cannot see scale: x and 100*x share every code. magnitude_split separates them."""
+    case = Case(batch=1, in_channels=16, out_channels=8, height=8, width=8, kernel=(3, 3), pads=(1, 1, 1, 1),
+                hyperplanes=64, sparsity=0.0, centering=False)
+    x, w, b, h = make_arrays(case)
+    x[:, 8:] = 100.0 * x[:, :8]
+    conv = run_plain(conv_model(case, w, b), {"X": x}).astype(np.float64)
+    merged = run_haste(haste_model(case, w, b, h), {"X": x})
+    assert merged_channel_count(x, h, case.conv(), case.tile, False).max() <= 8
+    assert relative_error(merged, conv) > 0.1
+    case.magnitude_split = True
+    split = run_haste(haste_model(case, w, b, h), {"X": x})
+    assert merged_channel_count(x, h, case.conv(), case.tile, False, True).min() == 16
+    assert relative_error(split, conv) <= TOLERANCE
+    assert relative_error(split, reference(case, x, w, b, h)) <= TOLERANCE

@@ -52,11 +52,28 @@ def hash_codes(vectors: np.ndarray, hyperplanes: np.ndarray, centering: bool) ->
     return (bits * weights).sum(axis=-1, dtype=np.uint64)
 
 
-def group_channels(codes: np.ndarray) -> list:
-    """Channels with equal codes, as index arrays ordered by their first member (step 5)."""
+def magnitude_buckets(vectors: np.ndarray) -> np.ndarray:
+    """Step 4b: the binary exponent of each channel's squared norm, int64 [..., C].
+
+    float32, summed in increasing j with every square rounded first, as the spec
+    fixes; 0 gives -100000 and Inf or NaN 100000.
+    """
+    x = vectors.astype(np.float32)
+    total = np.zeros(x.shape[:-1], np.float32)
+    for j in range(x.shape[-1]):
+        total += x[..., j] * x[..., j]
+    exponents = np.frexp(total)[1].astype(np.int64)
+    exponents[total == 0] = -100000
+    exponents[~np.isfinite(total)] = 100000
+    return exponents
+
+
+def group_channels(codes: np.ndarray, buckets: Optional[np.ndarray] = None) -> list:
+    """Channels with equal codes (and buckets), as index arrays ordered by their first member (step 5)."""
+    keys = codes.tolist() if buckets is None else list(zip(codes.tolist(), buckets.tolist()))
     groups: dict = {}
-    for c, code in enumerate(codes.tolist()):
-        groups.setdefault(code, []).append(c)
+    for c, key in enumerate(keys):
+        groups.setdefault(key, []).append(c)
     return [np.array(members) for members in groups.values()]
 
 
@@ -78,7 +95,7 @@ STATS_FIELDS = ("dense_macs", "haste_macs", "centering_ops", "hashing_ops", "mer
 
 def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplanes: np.ndarray,
                conv: ConvAttrs, tile: Sequence[int] = DEFAULT_TILE, centering: bool = True,
-               stats: Optional[np.ndarray] = None) -> np.ndarray:
+               stats: Optional[np.ndarray] = None, magnitude_split: bool = False) -> np.ndarray:
     """HasteConv of a batch x [N, C_in, H, W]; returns float32 [N, C_out, H_out, W_out].
 
     `stats`, an int64 array of len(STATS_FIELDS), receives the work counted per
@@ -99,11 +116,13 @@ def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplane
             chans = slice(g * group_channels_in, (g + 1) * group_channels_in)
             outs = slice(g * out_per_group, (g + 1) * out_per_group)
             group_patches = patches[:, :, chans]
-            codes = hash_codes(group_patches.reshape(tiles_y, tiles_x, group_channels_in, -1), hyperplanes, centering)
+            vectors = group_patches.reshape(tiles_y, tiles_x, group_channels_in, -1)
+            codes = hash_codes(vectors, hyperplanes, centering)
+            buckets = magnitude_buckets(vectors) if magnitude_split else None
             for ty in range(tiles_y):
                 for tx in range(tiles_x):
                     patch = group_patches[ty, tx].astype(np.float64)
-                    members = group_channels(codes[ty, tx])
+                    members = group_channels(codes[ty, tx], None if buckets is None else buckets[ty, tx])
                     merged_x = np.stack([patch[m].mean(axis=0) for m in members])           # step 6
                     merged_w = np.stack([w64[outs][:, m].sum(axis=1) for m in members], axis=1)
                     rows, cols = min(th, out_h - ty * th), min(tw, out_w - tx * tw)
@@ -126,7 +145,8 @@ def _count(stats, outputs_times_kernel, channels, members, d, hyperplanes, cente
 
 
 def merged_channel_count(x: np.ndarray, hyperplanes: np.ndarray, conv: ConvAttrs,
-                         tile: Sequence[int] = DEFAULT_TILE, centering: bool = True) -> np.ndarray:
+                         tile: Sequence[int] = DEFAULT_TILE, centering: bool = True,
+                         magnitude_split: bool = False) -> np.ndarray:
     """C' per image, conv group and tile: [N, group, tiles_y, tiles_x] (for tests and analysis)."""
     counts = []
     gc = x.shape[1] // conv.group
@@ -135,8 +155,11 @@ def merged_channel_count(x: np.ndarray, hyperplanes: np.ndarray, conv: ConvAttrs
         per_group = []
         for g in range(conv.group):
             p = patches[:, :, g * gc:(g + 1) * gc]
-            codes = hash_codes(p.reshape(p.shape[0], p.shape[1], gc, -1), hyperplanes, centering)
-            per_group.append([[len(np.unique(codes[i, j])) for j in range(codes.shape[1])] for i in range(codes.shape[0])])
+            vectors = p.reshape(p.shape[0], p.shape[1], gc, -1)
+            codes = hash_codes(vectors, hyperplanes, centering)
+            buckets = magnitude_buckets(vectors) if magnitude_split else np.zeros(codes.shape, np.int64)
+            per_group.append([[len(set(zip(codes[i, j].tolist(), buckets[i, j].tolist())))
+                               for j in range(codes.shape[1])] for i in range(codes.shape[0])])
         counts.append(per_group)
     return np.array(counts)
 
@@ -147,7 +170,8 @@ class HasteConv(OpRun):
     op_domain = DOMAIN
 
     def _run(self, X, W, B=None, hyperplanes=None, auto_pad=None, dilations=None, group=None,  # noqa: N803
-             kernel_shape=None, pads=None, strides=None, tile=None, centering=None, seed=None, sparsity=None):
+             kernel_shape=None, pads=None, strides=None, tile=None, centering=None, seed=None, sparsity=None,
+             magnitude_split=None):
         attrs = {k: v for k, v in dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape,
                                        pads=pads, strides=strides).items() if v is not None}
         conv = ConvAttrs.from_dict(attrs, W.shape)
@@ -155,7 +179,8 @@ class HasteConv(OpRun):
             raise ValueError("HasteConv needs its hyperplanes input")
         tile = tuple(tile) if tile is not None else DEFAULT_TILE
         centering = True if centering is None else bool(centering)
+        split = bool(magnitude_split) if magnitude_split is not None else False
         if len(self.onnx_node.output) > 1 and self.onnx_node.output[1]:
             stats = np.zeros(len(STATS_FIELDS), np.int64)
-            return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, stats), stats)
-        return (haste_conv(X, W, B, hyperplanes, conv, tile, centering),)
+            return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, stats, split), stats)
+        return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, magnitude_split=split),)

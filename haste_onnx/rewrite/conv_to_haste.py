@@ -5,8 +5,8 @@ any subgraph, whose weight (and bias, if any) are static initializers (see
 `normalize`), with a 4-D weight. The node is replaced in place (same position,
 name, outputs and doc string) by a HasteConv with
 - inputs `[X, W, B or "", hyperplanes]`;
-- every attribute of the Conv, unchanged, plus `tile`, `centering`, `seed`
-  and `sparsity`;
+- every attribute of the Conv, unchanged, plus `tile`, `centering`,
+  `magnitude_split` (only when on), `seed` and `sparsity`;
 - `hyperplanes` = `draw_hyperplanes(L, pH*pW, sparsity, seed)`, a new float32
   initializer of the node's graph named `<node name or output>.hyperplanes`
   (made unique), where `(pH, pW) = patch_size(kernel, strides, dilations,
@@ -41,6 +41,7 @@ class HashingOptions:
     sparsity: float = DEFAULT_SPARSITY
     seed: int = 0
     centering: bool = True
+    magnitude_split: bool = False
 
     def validate(self) -> None:
         if not 1 <= self.hyperplanes <= MAX_HYPERPLANES:
@@ -77,10 +78,13 @@ def replace_conv(site: ConvSite, node: onnx.NodeProto, options: HashingOptions, 
         helper.make_attribute("seed", seed),
         helper.make_attribute("sparsity", float(options.sparsity)),
     ])
+    if options.magnitude_split:
+        new.attribute.append(helper.make_attribute("magnitude_split", 1))
     replace_node(site.scope.graph, node, new)
     write_value_info(site.scope, new.output[0], out_type)
     return {"hyperplanes": options.hyperplanes, "tile": list(options.tile), "patch": [ph, pw],
-            "sparsity": float(options.sparsity), "seed": seed, "centering": bool(options.centering)}
+            "sparsity": float(options.sparsity), "seed": seed, "centering": bool(options.centering),
+            "magnitude_split": bool(options.magnitude_split)}
 
 
 def write_value_info(scope: Scope, name: str, out_type: Optional[onnx.TypeProto]) -> None:
