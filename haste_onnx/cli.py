@@ -110,6 +110,9 @@ def add_hashing(parser: argparse.ArgumentParser) -> None:
                        help="base seed; layer k (k-th Conv in traversal order) draws with N+k (default 0)")
     group.add_argument("--no-centering", action="store_true",
                        help="hash the raw channels instead of subtracting the channel mean first")
+    group.add_argument("--magnitude-split", action="store_true",
+                       help="merge channels only when their sizes (squared norms) share a binary exponent: sign "
+                            "hashes cannot see scale (see docs/op_spec.md, step 4b)")
 
 
 def add_selection(parser: argparse.ArgumentParser) -> None:
@@ -160,7 +163,8 @@ def hashing_options(args):
     from .rewrite.conv_to_haste import HashingOptions
 
     return HashingOptions(hyperplanes=args.hyperplanes, tile=tuple(args.tile), sparsity=args.sparsity,
-                          seed=args.seed, centering=not args.no_centering)
+                          seed=args.seed, centering=not args.no_centering,
+                          magnitude_split=args.magnitude_split)
 
 
 def selection_policy(args):
