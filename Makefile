@@ -40,3 +40,9 @@ test: install-test other-ort
 
 clean:
 	rm -rf build dist $(VENV) .venv-ort* haste_onnx/lib
+
+# Kernel tests (tests/test_op_kernel.py, tests/test_robust_kernel.py) against an
+# ASan+UBSan build of the op library in build/sanitize; fails on any report.
+.PHONY: sanitize
+sanitize: install-test
+	PYTHON="$(CURDIR)/$(VENV)/bin/python" scripts/sanitize.sh
