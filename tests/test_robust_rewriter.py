@@ -454,7 +454,7 @@ def test_library_is_resolved_inside_the_package_whatever_the_cwd_and_environment
     evil.write_bytes(b"not a library")
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "libhaste_onnx_ops.so").write_bytes(b"not a library")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), HASTE_ONNX_LIBRARY=str(evil), HASTE_ONNX_LIB=str(evil),
+    env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent), HASTE_ONNX_LIBRARY=str(evil), HASTE_ONNX_LIB=str(evil),
                HASTE_ONNX_LIB_DIR=str(tmp_path), HASTE_ONNX_OPS=str(evil), LD_LIBRARY_PATH=str(tmp_path),
                ORT_CUSTOM_OPS_LIBRARY=str(evil))
     script = ("import haste_onnx, onnxruntime as ort; print(haste_onnx.get_library_path()); "
