@@ -454,7 +454,8 @@ def test_library_is_resolved_inside_the_package_whatever_the_cwd_and_environment
     evil.write_bytes(b"not a library")
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "libhaste_onnx_ops.so").write_bytes(b"not a library")
-    env = dict(os.environ, PYTHONPATH=str(PACKAGE.parent), HASTE_ONNX_LIBRARY=str(evil), HASTE_ONNX_LIB=str(evil),
+    installed = Path(haste_onnx.__file__).resolve().parent  # the package under test, installed or in-tree
+    env = dict(os.environ, PYTHONPATH=str(installed.parent), HASTE_ONNX_LIBRARY=str(evil), HASTE_ONNX_LIB=str(evil),
                HASTE_ONNX_LIB_DIR=str(tmp_path), HASTE_ONNX_OPS=str(evil), LD_LIBRARY_PATH=str(tmp_path),
                ORT_CUSTOM_OPS_LIBRARY=str(evil))
     script = ("import haste_onnx, onnxruntime as ort; print(haste_onnx.get_library_path()); "
@@ -464,7 +465,7 @@ def test_library_is_resolved_inside_the_package_whatever_the_cwd_and_environment
     assert proc.returncode == 0, proc.stderr
     path, ok = proc.stdout.split()
     assert Path(path) == Path(haste_onnx.get_library_path()) and ok == "ok"
-    assert Path(path).resolve().is_relative_to(PACKAGE.resolve())
+    assert Path(path).resolve().is_relative_to(installed)
 
 
 def test_a_model_cannot_name_the_library_to_load(tmp_path, capsys):
