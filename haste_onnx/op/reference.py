@@ -34,19 +34,28 @@ def extract_patches(x: np.ndarray, conv: ConvAttrs, tile: Sequence[int]) -> np.n
     return patches
 
 
+_TINY = np.float32(np.finfo(np.float32).tiny)
+
+
+def flush(a: np.ndarray) -> np.ndarray:
+    """Subnormal float32 values read as zero (steps 3-4b run flushed, like x86's FTZ and DAZ)."""
+    return np.where(np.abs(a) < _TINY, np.float32(0), a).astype(np.float32)
+
+
 def hash_codes(vectors: np.ndarray, hyperplanes: np.ndarray, centering: bool) -> np.ndarray:
     """L-bit codes of [..., C, d] channel vectors (steps 3 and 4), as uint64 [..., C]."""
-    x = vectors.astype(np.float32)
-    channels, dim = x.shape[-2:]
-    if centering:
-        total = np.zeros(x.shape[:-2] + (dim,), np.float32)
-        for c in range(channels):  # float32, in channel order, as the spec fixes
-            total += x[..., c, :]
-        x = x - (total / np.float32(channels))[..., None, :]
-    planes = hyperplanes.astype(np.float32)
-    projections = np.zeros(x.shape[:-1] + (planes.shape[0],), np.float32)
-    for j in range(dim):  # float32, in increasing j; every product is exact
-        projections += x[..., j:j + 1] * planes[:, j]
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = flush(vectors.astype(np.float32))
+        channels, dim = x.shape[-2:]
+        if centering:
+            total = np.zeros(x.shape[:-2] + (dim,), np.float32)
+            for c in range(channels):  # float32, in channel order, as the spec fixes
+                total = flush(total + x[..., c, :])
+            x = flush(x - flush(total / np.float32(channels))[..., None, :])
+        planes = hyperplanes.astype(np.float32)
+        projections = np.zeros(x.shape[:-1] + (planes.shape[0],), np.float32)
+        for j in range(dim):  # float32, in increasing j; every product is exact
+            projections = flush(projections + x[..., j:j + 1] * planes[:, j])
     bits = (projections > 0).astype(np.uint64)
     weights = np.left_shift(np.uint64(1), np.arange(planes.shape[0], dtype=np.uint64))
     return (bits * weights).sum(axis=-1, dtype=np.uint64)
@@ -58,10 +67,11 @@ def magnitude_buckets(vectors: np.ndarray) -> np.ndarray:
     float32, summed in increasing j with every square rounded first, as the spec
     fixes; 0 gives -100000 and Inf or NaN 100000.
     """
-    x = vectors.astype(np.float32)
-    total = np.zeros(x.shape[:-1], np.float32)
-    for j in range(x.shape[-1]):
-        total += x[..., j] * x[..., j]
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = flush(vectors.astype(np.float32))
+        total = np.zeros(x.shape[:-1], np.float32)
+        for j in range(x.shape[-1]):
+            total = flush(total + flush(x[..., j] * x[..., j]))
     exponents = np.frexp(total)[1].astype(np.int64)
     exponents[total == 0] = -100000
     exponents[~np.isfinite(total)] = 100000
