@@ -111,6 +111,9 @@ def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplane
     `stats`, an int64 array of len(STATS_FIELDS), receives the work counted per
     tile exactly as the kernels count it (only outputs inside the image count).
     """
+    # The kernels run with subnormals flushed to zero (see the spec).
+    x, w = flush(x.astype(np.float32)), flush(w.astype(np.float32))
+    b = None if b is None else flush(b.astype(np.float32))
     batch, channels, height, width = x.shape
     out_channels, group_channels_in = w.shape[:2]
     groups = conv.group
@@ -143,7 +146,8 @@ def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplane
                                members, patch[0].size, hyperplanes, centering, w.shape[2] * w.shape[3] * out_per_group)
     if b is not None:
         y += b.astype(np.float64)[None, :, None, None]
-    return y.astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return flush(y.astype(np.float32))
 
 
 def _count(stats, outputs_times_kernel, channels, members, d, hyperplanes, centering, filter_row):
