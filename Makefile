@@ -1,6 +1,7 @@
 # The two commands a new user needs (see README.md):
 #   make demo   install into .venv and run the main job on the bundled model
-#   make test   install into .venv (with test extras) and run the whole test suite
+#   make test   install into .venv (with test extras), run the whole test suite,
+#               then the kernel tests under ASan+UBSan
 PYTHON ?= python3
 VENV ?= .venv
 PINS ?= requirements-pins.txt
@@ -34,9 +35,12 @@ other-ort:
 demo: install
 	$(VENV)/bin/haste-onnx demo
 
+# The whole suite against the installed package, then the kernel tests again
+# under AddressSanitizer and UBSan.
 test: install-test other-ort
 	cd tests && HASTE_ONNX_OTHER_ORT_PYTHONS="$$(for v in $(OTHER_ORT); do printf '%s:' "$(CURDIR)/.venv-ort$$v/bin/python"; done)" \
 	  ../$(VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml
+	PYTHON="$(CURDIR)/$(VENV)/bin/python" scripts/sanitize.sh
 
 clean:
 	rm -rf build dist $(VENV) .venv-ort* haste_onnx/lib
