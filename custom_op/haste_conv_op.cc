@@ -69,64 +69,39 @@ OrtStatus* ShapeOf(const OrtValue* value, std::vector<int64_t>* shape, ONNXTenso
 }
 
 // Attribute reading for output shape inference (C API: the C++ helper drops
-// symbolic dimensions).
-bool ReadInferInts(const OrtShapeInferContext* ctx, const char* name, std::vector<int64_t>* out) {
+// symbolic dimensions). A missing attribute returns false and leaves `out`.
+const OrtOpAttr* InferAttr(const OrtShapeInferContext* ctx, const char* name) {
   const OrtOpAttr* attr = nullptr;
-  OrtStatus* status = g_ort->ShapeInferContext_GetAttribute(ctx, name, &attr);
-  if (status) {
-    g_ort->ReleaseStatus(status);
-    return false;
-  }
-  if (!attr) return false;
+  return TryRead([&] { return g_ort->ShapeInferContext_GetAttribute(ctx, name, &attr); }) ? attr : nullptr;
+}
+
+// Reads an attribute of `type` into `data`, asking for its size first (strings, lists).
+template <typename Buffer>
+bool ReadAttr(const OrtOpAttr* attr, OrtOpAttrType type, Buffer* buffer) {
   size_t bytes = 0;
-  status = g_ort->ReadOpAttr(attr, ORT_OP_ATTR_INTS, nullptr, 0, &bytes);
-  if (status) g_ort->ReleaseStatus(status);
-  std::vector<int64_t> values(bytes / sizeof(int64_t));
-  if (!values.empty()) {
-    status = g_ort->ReadOpAttr(attr, ORT_OP_ATTR_INTS, values.data(), bytes, &bytes);
-    if (status) {
-      g_ort->ReleaseStatus(status);
-      return false;
-    }
-  }
+  TryRead([&] { return g_ort->ReadOpAttr(attr, type, nullptr, 0, &bytes); });  // fails, but gives the size
+  buffer->resize(bytes / sizeof((*buffer)[0]));
+  return bytes == 0 || TryRead([&] { return g_ort->ReadOpAttr(attr, type, buffer->data(), bytes, &bytes); });
+}
+
+bool ReadInferInts(const OrtShapeInferContext* ctx, const char* name, std::vector<int64_t>* out) {
+  const OrtOpAttr* attr = InferAttr(ctx, name);
+  std::vector<int64_t> values;
+  if (!attr || !ReadAttr(attr, ORT_OP_ATTR_INTS, &values)) return false;
   *out = values;
   return true;
 }
 
 bool ReadInferInt(const OrtShapeInferContext* ctx, const char* name, int64_t* out) {
-  const OrtOpAttr* attr = nullptr;
-  OrtStatus* status = g_ort->ShapeInferContext_GetAttribute(ctx, name, &attr);
-  if (status) {
-    g_ort->ReleaseStatus(status);
-    return false;
-  }
-  if (!attr) return false;
+  const OrtOpAttr* attr = InferAttr(ctx, name);
   size_t bytes = 0;
-  status = g_ort->ReadOpAttr(attr, ORT_OP_ATTR_INT, out, sizeof(int64_t), &bytes);
-  if (status) {
-    g_ort->ReleaseStatus(status);
-    return false;
-  }
-  return true;
+  return attr && TryRead([&] { return g_ort->ReadOpAttr(attr, ORT_OP_ATTR_INT, out, sizeof(int64_t), &bytes); });
 }
 
 bool ReadInferString(const OrtShapeInferContext* ctx, const char* name, std::string* out) {
-  const OrtOpAttr* attr = nullptr;
-  OrtStatus* status = g_ort->ShapeInferContext_GetAttribute(ctx, name, &attr);
-  if (status) {
-    g_ort->ReleaseStatus(status);
-    return false;
-  }
-  if (!attr) return false;
-  size_t bytes = 0;
-  status = g_ort->ReadOpAttr(attr, ORT_OP_ATTR_STRING, nullptr, 0, &bytes);
-  if (status) g_ort->ReleaseStatus(status);
-  std::string value(bytes, '\0');
-  status = g_ort->ReadOpAttr(attr, ORT_OP_ATTR_STRING, value.data(), bytes, &bytes);
-  if (status) {
-    g_ort->ReleaseStatus(status);
-    return false;
-  }
+  const OrtOpAttr* attr = InferAttr(ctx, name);
+  std::string value;
+  if (!attr || !ReadAttr(attr, ORT_OP_ATTR_STRING, &value)) return false;
   value.resize(std::strlen(value.c_str()));
   *out = value;
   return true;
