@@ -22,7 +22,6 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   grow(buckets, channels);
   // At most channels/2 groups have two or more members and need scratch.
   grow(merged_in, (channels / 2 + 1) * d);
-  grow(merged_w, (channels / 2 + 1) * kernel_area * kBlock);
   grow(cols, channels * kernel_area * np);
   grow(out, kBlock * np);
   grow(group_of, channels);
@@ -144,9 +143,10 @@ struct Job {
   const PackedHyperplanes* h;
   float* y;
   Isa isa;
-  int64_t chunks;          // block ranges per tile (two-phase mode)
   HasteStats* tile_stats;  // one per tile, or null
-  // Two-phase mode: prepared tiles kept between the phases.
+  // Two-phase mode: a run of prepared tiles [first, first + count) kept between
+  // the phases, then computed block by block in tile_ranges ranges of tiles.
+  int64_t first = 0, count = 0, tile_ranges = 1;
   std::vector<PreparedTile> prepared;
   std::vector<float> cols;
   std::vector<int32_t> members, group_start;
@@ -181,23 +181,29 @@ void RunWholeTile(void* data, size_t index) {
   job.isa.compute(g, *job.w, job.bias, job.y, task, tile, ws);
 }
 
-// Two-phase mode, phase 1: hash, group and im2col one tile into the job.
+// Two-phase mode, phase 1: hash, group and im2col one tile of the run.
 void PrepareOnly(void* data, size_t index) {
   const FlushSubnormals flush;
   Job& job = *static_cast<Job*>(data);
-  job.isa.prepare(*job.g, job.x, *job.h, TaskOf(*job.g, static_cast<int64_t>(index)), tls_workspace,
-                  &job.prepared[index], job.tile_stats ? job.tile_stats + index : nullptr);
+  const int64_t tile = job.first + static_cast<int64_t>(index);
+  job.isa.prepare(*job.g, job.x, *job.h, TaskOf(*job.g, tile), tls_workspace, &job.prepared[index],
+                  job.tile_stats ? job.tile_stats + tile : nullptr);
 }
 
-// Two-phase mode, phase 2: one range of output blocks of one prepared tile.
+// Two-phase mode, phase 2: one block of output channels for a range of the
+// run's tiles, so that the block's weights are read from cache, not memory.
 void ComputeOnly(void* data, size_t index) {
   const FlushSubnormals flush;
   Job& job = *static_cast<Job*>(data);
-  const int64_t tile = static_cast<int64_t>(index) / job.chunks, chunk = static_cast<int64_t>(index) % job.chunks;
-  TileTask task = TaskOf(*job.g, tile);
-  task.block_begin = chunk * job.w->blocks / job.chunks;
-  task.block_end = (chunk + 1) * job.w->blocks / job.chunks;
-  job.isa.compute(*job.g, *job.w, job.bias, job.y, task, job.prepared[tile], tls_workspace);
+  const int64_t block = static_cast<int64_t>(index) / job.tile_ranges;
+  const int64_t range = static_cast<int64_t>(index) % job.tile_ranges;
+  const int64_t begin = range * job.count / job.tile_ranges, end = (range + 1) * job.count / job.tile_ranges;
+  for (int64_t t = begin; t < end; ++t) {
+    TileTask task = TaskOf(*job.g, job.first + t);
+    task.block_begin = block;
+    task.block_end = block + 1;
+    job.isa.compute(*job.g, *job.w, job.bias, job.y, task, job.prepared[t], tls_workspace);
+  }
 }
 
 }  // namespace
@@ -210,25 +216,34 @@ void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w,
   if (tiles == 0) return;
   // Counters per tile, summed afterwards: no atomics on the hot path.
   std::vector<HasteStats> tile_stats(stats ? tiles : 0);
-  Job job{&g, x, &w, bias, &h, y, CurrentIsa(), 1, stats ? tile_stats.data() : nullptr, {}, {}, {}, {}};
-  // Enough tiles to keep every thread busy: one pass per tile. Few tiles (small
-  // maps, batch 1): hash each tile once, then split its output blocks.
+  Job job{&g, x, &w, bias, &h, y, CurrentIsa(), stats ? tile_stats.data() : nullptr};
+  // Tile by tile (each tile, all its output blocks) keeps everything in cache
+  // when a conv group's weights are small. Large weights would then stream from
+  // memory once per tile, and few tiles leave threads idle: then prepare a run
+  // of tiles first, and compute it block by block (two phases).
   constexpr int64_t kMinItems = 16;
-  if (tiles >= kMinItems || w.blocks == 1) {
+  constexpr double kCachedWeightBytes = 1 << 20;
+  constexpr int64_t kRunBytes = 64 << 20;  // prepared tiles kept at once
+  const double weight_bytes = 4.0 * g.group_in * g.kernel_h * g.kernel_w * g.group_out;
+  if (w.blocks == 1 || (tiles >= kMinItems && weight_bytes <= kCachedWeightBytes)) {
     parallel_for(static_cast<size_t>(tiles), RunWholeTile, &job);
   } else {
-    job.chunks = std::min<int64_t>(w.blocks, (kMinItems + tiles - 1) / tiles);
     const int64_t np = job.isa.padded_pixels(g.tile_h * g.tile_w);
     const int64_t cols_per_tile = g.group_in * g.kernel_h * g.kernel_w * np;
-    job.cols.resize(tiles * cols_per_tile);
-    job.members.resize(tiles * g.group_in);
-    job.group_start.resize(tiles * (g.group_in + 1));
-    job.prepared.resize(tiles);
-    for (int64_t t = 0; t < tiles; ++t)
+    const int64_t run = std::max<int64_t>(1, std::min<int64_t>(tiles, kRunBytes / (4 * cols_per_tile)));
+    job.cols.resize(run * cols_per_tile);
+    job.members.resize(run * g.group_in);
+    job.group_start.resize(run * (g.group_in + 1));
+    job.prepared.resize(run);
+    for (int64_t t = 0; t < run; ++t)
       job.prepared[t] = PreparedTile{job.cols.data() + t * cols_per_tile, job.members.data() + t * g.group_in,
                                      job.group_start.data() + t * (g.group_in + 1), 0};
-    parallel_for(static_cast<size_t>(tiles), PrepareOnly, &job);
-    parallel_for(static_cast<size_t>(tiles * job.chunks), ComputeOnly, &job);
+    for (job.first = 0; job.first < tiles; job.first += run) {
+      job.count = std::min(run, tiles - job.first);
+      job.tile_ranges = std::min<int64_t>(job.count, (kMinItems + w.blocks - 1) / w.blocks);
+      parallel_for(static_cast<size_t>(job.count), PrepareOnly, &job);
+      parallel_for(static_cast<size_t>(w.blocks * job.tile_ranges), ComputeOnly, &job);
+    }
   }
   for (const HasteStats& t : tile_stats) stats->Add(t);
 }

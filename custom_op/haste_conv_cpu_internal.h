@@ -25,12 +25,12 @@ struct PreparedTile {
 
 // Per-thread scratch memory, grown to the largest layer seen and then reused.
 struct Workspace {
-  std::vector<float> patch, mean, merged_in, merged_w, cols, out;
+  std::vector<float> patch, mean, merged_in, cols, out;
   std::vector<uint64_t> codes, table_keys;
   std::vector<int32_t> buckets, table_buckets;  // magnitude buckets (0 when not split)
   std::vector<int32_t> table_vals, group_of, members, group_start, fill;
   std::vector<int32_t> prepared_members, prepared_group_start;  // a PreparedTile kept in this workspace
-  std::vector<const float*> in_rows, w_rows;
+  std::vector<const float*> in_rows, w_rows;  // merged inputs; weight rows of one block in group order
 
   void Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_t np);
   // Groups channels by (codes, buckets); fills members/group_start; returns the group count.
