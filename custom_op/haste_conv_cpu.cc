@@ -2,7 +2,9 @@
 #include "haste_conv_cpu.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
@@ -119,12 +121,17 @@ struct Isa {
   const char* name;
 };
 
+// The best variant this CPU runs. HASTE_ONNX_ISA=avx2 or generic asks for a
+// lesser one (it can only pick code of this library), so tests cover every variant.
 Isa ChooseIsa() {
+  const char* wanted = std::getenv("HASTE_ONNX_ISA");
+  const std::string ask = wanted ? wanted : "";
 #if defined(__x86_64__) && defined(HASTE_HAVE_AVX512)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma"))
+  if (ask != "generic" && ask != "avx2" && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("fma"))
     return {avx512::PrepareTile, avx512::ComputeBlocks, avx512::PaddedTilePixels, "avx512"};
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+  if (ask != "generic" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     return {avx2::PrepareTile, avx2::ComputeBlocks, avx2::PaddedTilePixels, "avx2"};
 #endif
   return {generic::PrepareTile, generic::ComputeBlocks, generic::PaddedTilePixels, "generic"};

@@ -1,5 +1,6 @@
 """The C++ kernel against the numpy reference, and against onnxruntime's Conv."""
 import json
+from pathlib import Path
 import os
 
 import numpy as np
@@ -240,3 +241,32 @@ def test_magnitude_split_keeps_scaled_copies_apart(run_haste, run_plain):
     assert merged_channel_count(x, h, case.conv(), case.tile, False, True).min() == 16
     assert relative_error(split, conv) <= TOLERANCE
     assert relative_error(split, reference(case, x, w, b, h)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("isa", ["avx2", "generic"])
+def test_other_instruction_set_variants_match_the_reference(isa, tmp_path):
+    """The library carries AVX-512, AVX2 and plain C++ variants; this CPU runs the best one,
+    so the others are checked in a child process that asks for them (HASTE_ONNX_ISA)."""
+    import subprocess
+    import sys
+    import textwrap
+    script = textwrap.dedent("""
+        import numpy as np, sys
+        sys.path.insert(0, %r)
+        from op_cases import haste_model, make_arrays, random_case, reference, relative_error
+        import haste_onnx, onnxruntime as ort
+        rng = np.random.default_rng(31)
+        worst = 0.0
+        for index in range(60):
+            case = random_case(rng, 5000 + index, max_channels=96)
+            x, w, b, h = make_arrays(case)
+            sess = ort.InferenceSession(haste_model(case, w, b, h).SerializeToString(), haste_onnx.session_options(2),
+                                        providers=["CPUExecutionProvider"])
+            worst = max(worst, relative_error(sess.run(None, {"X": x})[0], reference(case, x, w, b, h)))
+        print(worst)
+    """ % str(Path(__file__).parent))
+    import os
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=dict(os.environ, HASTE_ONNX_ISA=isa))
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.strip()) <= TOLERANCE
