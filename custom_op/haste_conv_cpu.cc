@@ -25,7 +25,7 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   // At most channels/2 groups have two or more members and need scratch.
   grow(merged_in, (channels / 2 + 1) * d);
   grow(cols, channels * kernel_area * np);
-  grow(out, kBlock * np);
+  grow(out, 2 * kBlock * np);  // up to two blocks per GEMM call
   grow(group_of, channels);
   grow(members, channels);
   grow(group_start, channels + 1);
