@@ -503,6 +503,7 @@ def render(results: Path, doc_path: Optional[Path] = None, svg: bool = True) -> 
     w("python benchmarks/make_results.py --render-only                        # re-render from the stored JSON")
     w("```")
     w("")
+    out.extend(summary_section(r18, r18s, r20, mn))
     w(environment_section(docs))
     w("")
     w("How to read the tables: accuracy is top-1 on all images of the set; *difference* is rewritten minus "
@@ -681,11 +682,73 @@ def render(results: Path, doc_path: Optional[Path] = None, svg: bool = True) -> 
     w("Different data sets and models (CIFAR-10/ImageNet, ResNet-34/VGG-19/WRN-101) from ours "
       "(Fashion-MNIST ResNet-18/20): they frame what to aim for, they are not a like-for-like comparison.")
     w("")
+    out.extend(missing_section(r18, r18s, r20, mn))
     w(runtime_section(rows))
     text = "\n".join(out).rstrip() + "\n"
     if doc_path is not None:
         Path(doc_path).write_text(text)
     return text
+
+
+def summary_section(r18, r18s, r20, mn) -> List[str]:
+    """The key numbers in a few lines, from the same rows as the tables."""
+    out = ["## Summary", ""]
+    for bound in (1.25, 1.0):
+        b = best_point(r18, bound)
+        if b is not None:
+            out.append(f"- **ResNet-18, loss <= {bound:g} pt:** L = {b['point']['L']} ({len(b['seeds'])} seeds): "
+                       f"{pt(b['difference'])}, all conv MACs cut {pm(b['conv_mac_reduction'], digits=1)} "
+                       f"({pm(b['conv_mac_reduction_with_overheads'], digits=1)} with overheads); the replaced 3x3 convs "
+                       f"{pm(b['replaced_mac_reduction'], digits=1)} ({pm(b['replaced_mac_reduction_with_overheads'], digits=1)}).")
+        elif r18:
+            out.append(f"- **ResNet-18, loss <= {bound:g} pt:** no L of the grid stays within it.")
+    d20 = next((r for r in r20 if r["point"]["L"] == 14), None)
+    if d20:
+        out.append(f"- **ResNet-20, default L = 14:** {pt(d20['difference'])}, all conv MACs cut "
+                   f"{pm(d20['conv_mac_reduction'], digits=1)} ({pm(d20['conv_mac_reduction_with_overheads'], digits=1)} "
+                   "with overheads).")
+    for r in sorted(mn, key=lambda r: not r["point"].get("magnitude_split")):
+        f = r["fidelity"]
+        s = lambda k: _stats([x[k] for x in f])  # noqa: E731
+        out.append(f"- **MobileNetV2, `{r['tag']}`** ({len(f)} seeds, 20 images): top-1 agreement "
+                   f"{pm(s('top1_agreement'), digits=0)}, top-5 set agreement {pm(s('top5_set_agreement'), digits=0)}, "
+                   f"top-5 hit agreement {pm(s('top5_hit_agreement'), digits=0)}; all conv MACs cut "
+                   f"{pm(r['conv_mac_reduction'], digits=1)} ({pm(r['conv_mac_reduction_with_overheads'], digits=1)} "
+                   "with overheads).")
+    out.append("- **Published (CIFAR-10 ResNet-34):** 46.72% fewer FLOPs for -1.25 pt; a different model and data set.")
+    out.append("")
+    return out
+
+
+def missing_section(r18, r18s, r20, mn) -> List[str]:
+    """What the grid did not cover, stated from the stored files."""
+    out = ["## Not covered", ""]
+    want18 = {16, 14, 12, 10, 8}
+    want20 = {16, 14, 12, 10}
+    for name, rows, want in (("ResNet-18", r18, want18), ("ResNet-20", r20, want20)):
+        have = {r["point"]["L"]: r for r in rows}
+        gone = sorted(want - set(have), reverse=True)
+        if gone:
+            out.append(f"- {name}: L = {', '.join(map(str, gone))} not measured.")
+        short = [r for r in rows if len(r["seeds"]) < len(SEEDS)]
+        if short:
+            out.append(f"- {name}: fewer than 3 seeds at " + ", ".join(
+                f"L = {r['point']['L']} ({len(r['seeds'])})" for r in short) + " (time).")
+    have_s = {r["point"]["L"] for r in r18s}
+    if want18 - have_s:
+        out.append(f"- `--magnitude-split` ablation: L = {', '.join(map(str, sorted(want18 - have_s, reverse=True)))} "
+                   "not measured (time).")
+    out.append("- The magnitude-split ablation has 1 seed per L: no spread.")
+    if not mn:
+        out.append("- MobileNetV2: not measured.")
+    out.append("- Only one L for every replaced layer, tile 4x4, sparsity 0.6667 on the Fashion-MNIST models: no per-layer "
+               "L, other tiles or sparsities (the notes' simulation tried some).")
+    out.append("- Wall-clock latency is not part of this page (`haste-onnx demo` measures it); the FLOPs here are "
+               "counted MACs, not time.")
+    out.append("- The 95% CI column is the per-seed paired bootstrap (envelope over seeds), not an interval for the "
+               "mean over seeds.")
+    out.append("")
+    return out
 
 
 def environment_section(docs: List[dict]) -> str:

@@ -119,6 +119,16 @@ def test_tables(mr, results, tmp_path):
     mn = _row(text, "| `haste-onnx eval mobilenetv2")
     assert "--allow-1x1 -L 64 --sparsity 0 --tile 8 --magnitude-split --seed 0" in mn
     assert "| 100% | 75% | 100% | 4.75 of 5 |" in mn and "| 2.5% | -70.0% |" in mn
+    # the summary repeats the key numbers; "Not covered" says what the grid lacks
+    assert ("- **ResNet-18, loss <= 1.25 pt:** L = 14 (3 seeds): -1.10 ± 0.10 pt, all conv MACs cut 28.1% ± 0.1 "
+            "(25.1% ± 0.1 with overheads)") in text
+    assert "- **ResNet-18, loss <= 1 pt:** L = 16 (3 seeds): -0.80 ± 0.10 pt" in text
+    assert "- **ResNet-20, default L = 14:** -0.28 ± 0.00 pt, all conv MACs cut 11.1% ± 0.0 (4.3% ± 0.0 with overheads)." in text
+    assert "top-1 agreement 100%, top-5 set agreement 75%, top-5 hit agreement 100%" in text
+    assert "- ResNet-18: L = 10, 8 not measured." in text
+    assert "- ResNet-18: fewer than 3 seeds at L = 12 (2) (time)." in text
+    assert "- ResNet-20: L = 16, 12, 10 not measured." in text
+    assert "- `--magnitude-split` ablation: L = 16, 12, 10, 8 not measured (time)." in text
     # papers' headline numbers and the provenance
     assert "| CIFAR-10 | ResNet34 | 46.72% (journal: 46.2%) | -1.25 pt |" in text
     assert "onnxruntime 1.31.1, onnx 1.23.2, numpy 2.4.6" in text
