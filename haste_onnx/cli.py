@@ -41,6 +41,7 @@ SUBCOMMANDS = {
     "strip": "haste_onnx.rewrite.strip_command",
     "info": "haste_onnx.info",
     "eval": "haste_onnx.eval_command",
+    "bench": "haste_onnx.bench_command",
     "demo": "haste_onnx.demo",
     "fetch-data": "haste_onnx.fetch_command",
 }

@@ -1,0 +1,169 @@
+"""`haste-onnx bench MODEL`: latency of the original and the rewritten model, timed in one process.
+
+MODEL is a path or a model name (see `haste_onnx.zoo`). It is rewritten in
+memory with the hashing options and layer selection of `rewrite` (a model
+that already holds HasteConv is compared with its stripped copy). The first
+`--batch` images of the data set are the input. The report gives the
+latency of both models (alternating runs, same session options), their
+ratio, the ideal ratio from the measured conv MAC cut, per-layer times from
+onnxruntime's profiler, and the peak memory of both. See `haste_onnx.bench`
+and docs/cli.md.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+HELP = "time the original and the rewritten model (latency, ideal vs measured speed-up, per layer, memory)"
+
+
+def configure(parser) -> None:
+    from .cli import _ranged, add_data, add_hashing, add_output_format, add_selection
+    from .eval_command import add_runtime
+
+    group = parser.add_argument_group("model input")
+    group.add_argument("model", metavar="MODEL",
+                       help="an ONNX file, or a model name: resnet20 (bundled), resnet18, resnet34, vgg16, mobilenetv2")
+    add_data(parser)
+    add_runtime(parser, batch=1)
+    t = parser.add_argument_group("timing")
+    t.add_argument("--warmup", type=_ranged(int, 0, None, "--warmup"), default=5, metavar="W",
+                   help="untimed runs of each model first (default 5)")
+    t.add_argument("--repeats", type=_ranged(int, 1, None, "--repeats"), default=50, metavar="R",
+                   help="timed runs of each model, alternating (default 50; median reported)")
+    t.add_argument("--cpu-time", action="store_true",
+                   help="time with the process CPU clock instead of the wall clock (with --threads 1: robust "
+                        "to other processes on a busy machine)")
+    t.add_argument("--profile-runs", type=_ranged(int, 0, None, "--profile-runs"), default=10, metavar="K",
+                   help="profiled runs of each model for the per-layer times, in separate sessions (default 10; "
+                        "0: no per-layer table)")
+    t.add_argument("--no-memory", action="store_true", help="do not measure peak memory (child processes)")
+    t.add_argument("--no-fetch", action="store_true", help="do not download Fashion-MNIST when it is missing")
+    add_hashing(parser)
+    add_selection(parser)
+    add_output_format(parser)
+
+
+def run(args) -> int:
+    from .bench import BenchOptions, bench, versions
+    from .cli import hashing_options, selection_policy
+    from .eval_command import load_data, load_named_model
+    from .model_io import CheckError, InputError
+    from .runtime import LibraryNotFoundError
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    loaded, entry = load_named_model(args.model)
+    if args.limit is None:
+        args.limit = args.batch  # only the first B images are used
+    images, _, data_info = load_data(args, loaded.model, entry, fetch=not args.no_fetch, say=say)
+    options = BenchOptions(hashing=hashing_options(args), policy=selection_policy(args), batch=args.batch,
+                           threads=args.threads, warmup=args.warmup, repeats=args.repeats, cpu_time=args.cpu_time,
+                           profile_runs=args.profile_runs, memory=not args.no_memory)
+    try:
+        result = bench(loaded.model, images, options, progress=None if args.json else say)
+    except LibraryNotFoundError as err:
+        raise CheckError(str(err)) from err
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    doc = {"command": "bench", "model": str(loaded.path), "model_name": entry.name if entry else None,
+           "versions": versions(), "data": data_info, **result}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(format_bench(doc))
+    return 0
+
+
+# ---- the report ----------------------------------------------------------------------------------
+
+def _ms(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _x(x) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def _pct(x, digits=1) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def format_bench(doc: dict) -> str:
+    from .info import format_table
+
+    s, d, v = doc["settings"], doc["data"], doc["versions"]
+    lat, ideal, f = doc["latency"], doc["ideal"], doc["flops"]
+    name = doc["model_name"] or doc["model"]
+    h = s["hashing"]
+    rewrite = ("the model's own HasteConv layers; original = stripped to Conv" if s["prebuilt"] else
+               f"L={h['hyperplanes']}, tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, seed {h['seed']}"
+               + (", magnitude split" if h.get("magnitude_split") else "")
+               + f"; {doc['rewrite']['replaced']} of {doc['rewrite']['layers']} conv layers replaced")
+    where = f"{d['source']} {d['split']} split" if d.get("split") else d["source"]
+    parts = [
+        f"model:    {name} ({doc['model']})",
+        f"rewrite:  {rewrite}",
+        f"input:    batch {s['batch']} of {where} ({d['where']})" + (", images repeated" if doc["batch"]["repeated"]
+                                                                   else "") + f", shape {doc['batch']['shape']}",
+        f"settings: onnxruntime {v['onnxruntime']}, all graph optimisations, intra-op threads {s['threads']}, "
+        f"{s['warmup']} warm-up + {s['repeats']} alternating runs each, clock: {s['clock']}; {v['cpus']} CPUs",
+        "",
+    ]
+    rows = []
+    for label, key in (("original", "original"), ("rewritten", "rewritten")):
+        x = lat[key]
+        rows.append((label, _ms(x["median_ms"]), _ms(x["p25_ms"]), _ms(x["p75_ms"]), _ms(x["min_ms"]),
+                     _ms(x["max_ms"]), _pct(x["iqr_rel"]), _ms(x["median_ms"] / s["batch"])))
+    parts.append(format_table(["latency (ms/batch)", "median", "p25", "p75", "min", "max", "IQR/median",
+                               "ms/image"], rows, right=(1, 2, 3, 4, 5, 6, 7)))
+    ps = lat["pair_speedup"]
+    parts.append(f"speed-up: {_x(doc['speedup'])} (ratio of medians, original / rewritten); per-pair ratios: median "
+                 f"{_x(ps['median'])}, quartiles {_x(ps['p25'])}-{_x(ps['p75'])}")
+    parts.append("")
+    parts.append(f"measured conv MACs on this batch: cut {_pct(f['conv_mac_reduction'])} of all conv MACs, "
+                 f"{_pct(f['conv_mac_reduction_with_overheads'])} with hashing/centring/merging overheads "
+                 f"(replaced layers: {_pct(f['replaced_mac_reduction'])}, "
+                 f"{_pct(f['replaced_mac_reduction_with_overheads'])})")
+    parts.append(f"ideal:    {_x(ideal['speedup'])} = 1/(1 - r), r = {_pct(ideal['reduction'])} (all conv MACs, "
+                 f"overheads included); measured {_x(doc['speedup'])} = {_pct(ideal['measured_over_ideal'], 0)} of "
+                 f"ideal; time saved {_pct(ideal['time_saving'])} (ideal {_pct(ideal['reduction'])})")
+    if ideal["conv_share_original"] is not None:
+        parts.append(f"          convs take {_pct(ideal['conv_share_original'])} of the original's kernel time "
+                     f"(profiler); with that share the bound is {_x(ideal['amdahl_speedup'])} (Amdahl)")
+    p = doc["profile"]
+    if p:
+        parts.append("")
+        parts.append(f"per layer (onnxruntime profiler, mean ms per run over {p['original']['runs']} runs, separate "
+                     "sessions):")
+        rows = []
+        for r in p["layers"]:
+            fused = f" +{r['original_fused']}" if r["original_fused"] else ""
+            rows.append((r["node"], f"Conv{fused}", _ms(r["original_ms"]), r["rewritten_op"], _ms(r["rewritten_ms"]),
+                         _x(r["speedup"]), _pct(r["mac_cut"]), _pct(r["mac_cut_with_overheads"])))
+        po, pr = p["original"], p["rewritten"]
+        oo = ", ".join(f"{k} {v:.3f}" for k, v in po["other_by_op"].items())
+        ro = ", ".join(f"{k} {v:.3f}" for k, v in pr["other_by_op"].items())
+        rows.append(("other ops", "", _ms(po["other_ms"]), "", _ms(pr["other_ms"]),
+                     _x(po["other_ms"] / pr["other_ms"]) if pr["other_ms"] else "-", "", ""))
+        rows.append(("total (kernels)", "", _ms(po["kernel_ms"]), "", _ms(pr["kernel_ms"]),
+                     _x(po["kernel_ms"] / pr["kernel_ms"]) if pr["kernel_ms"] else "-", "", ""))
+        parts.append(format_table(["layer", "original op", "ms", "rewritten op", "ms", "speed-up", "MAC cut",
+                                   "+ overheads"], rows, right=(2, 4, 5, 6, 7)))
+        parts.append(f"replaced layers together: {_ms(p['replaced_original_ms'])} -> {_ms(p['replaced_rewritten_ms'])} "
+                     f"ms ({_x(p['replaced_speedup'])})")
+        parts.append(f"other ops, original: {oo or '-'}")
+        parts.append(f"other ops, rewritten: {ro or '-'}")
+        parts.append("(+Relu, +Add: ops onnxruntime fused into the Conv kernel; after a HasteConv they run as ops "
+                     "of their own, under 'other')")
+    m = doc["memory"]
+    if m:
+        parts.append("")
+        sess = ""
+        if m["original_session_mb"] is not None and m["rewritten_session_mb"] is not None:
+            sess = (f"; session and runs: {m['original_session_mb']:.1f} MB -> {m['rewritten_session_mb']:.1f} MB"
+                    + (f" ({m['session_ratio']:.2f}x)" if m["session_ratio"] is not None else ""))
+        parts.append(f"peak memory (child process each): original {m['original_peak_mb']:.1f} MB, rewritten "
+                     f"{m['rewritten_peak_mb']:.1f} MB ({m['ratio']:.2f}x){sess}")
+    return "\n".join(parts)
