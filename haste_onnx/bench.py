@@ -38,14 +38,14 @@
    op type. Times are mean milliseconds per run.
 6. **Memory.** Each model runs in a child process of its own: load, one
    session, `memory_runs` runs of the batch. The child reports its peak
-   resident set size (`ru_maxrss`) and the size before the session was made.
+   resident set size and what the session and its runs added to it (see
+   `peak_memory`).
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -390,6 +390,7 @@ def status(key):
 model, batch, lib, threads, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 x = np.load(batch)
 rss_before = status("VmRSS")
+hwm_before = status("VmHWM")  # the peak so far: interpreter, numpy, onnxruntime imports
 try:  # reset the high-water mark (Linux >= 4.0), so VmHWM below is the peak since the session was made
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
@@ -405,18 +406,22 @@ s = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 feed = {s.get_inputs()[0].name: x}
 for _ in range(runs):
     s.run(None, feed)
-print(json.dumps({"peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "rss_before_kb": rss_before,
-                  "hwm_kb": status("VmHWM") if reset else None}))
+print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "rss_before_kb": rss_before,
+                  "hwm_before_kb": hwm_before, "hwm_kb": status("VmHWM"), "reset": reset}))
 """
 
 
 def peak_memory(model: onnx.ModelProto, x: np.ndarray, threads: int, runs: int = 3) -> dict:
     """Peak resident memory (MB) of a child process that loads `model` and runs batch `x` `runs` times.
 
-    `peak_mb`: the child's `ru_maxrss` (whole process: Python, numpy and
-    onnxruntime included). `session_mb`: on Linux, the peak since just before
-    the session was made (VmHWM reset through /proc/self/clear_refs) minus the
-    resident size then: what the session and its runs added; None elsewhere.
+    `peak_mb`: the child's peak resident size, whole process (Python, numpy
+    and onnxruntime included). On Linux it is read from /proc/self/status
+    (VmHWM), not from `ru_maxrss`: a child started by fork/vfork + exec
+    inherits the parent's high-water mark in `ru_maxrss` (RUSAGE_CHILDREN
+    too), which would hide the model. `session_mb`: on Linux, the peak since
+    just before the session was made (VmHWM reset through
+    /proc/self/clear_refs) minus the resident size then: what the session
+    and its runs added; None where that cannot be read.
     """
     from .runtime import get_library_path
 
@@ -430,11 +435,16 @@ def peak_memory(model: onnx.ModelProto, x: np.ndarray, threads: int, runs: int =
     if proc.returncode != 0:
         raise RuntimeError(f"the memory child failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    kb = 1024 if sys.platform == "darwin" else 1  # ru_maxrss: bytes on macOS, KiB on Linux
+    if out["hwm_kb"] is not None:
+        peak_kb = max(out["hwm_kb"], out["hwm_before_kb"] or 0) if out["reset"] else out["hwm_kb"]
+        source = "VmHWM"
+    else:  # not Linux: ru_maxrss (bytes on macOS, KiB elsewhere)
+        peak_kb = out["maxrss_kb"] / (1024 if sys.platform == "darwin" else 1)
+        source = "ru_maxrss"
     session = None
-    if out["hwm_kb"] is not None and out["rss_before_kb"] is not None:
+    if out["reset"] and out["hwm_kb"] is not None and out["rss_before_kb"] is not None:
         session = (out["hwm_kb"] - out["rss_before_kb"]) / 1024
-    return {"peak_mb": out["peak_kb"] / kb / 1024, "session_mb": session, "runs": runs}
+    return {"peak_mb": peak_kb / 1024, "session_mb": session, "runs": runs, "source": source}
 
 
 # ---- the benchmark -------------------------------------------------------------------------------
@@ -508,8 +518,9 @@ def bench(model: onnx.ModelProto, images: np.ndarray, options: Optional[BenchOpt
                   "original_session_mb": mo["session_mb"], "rewritten_session_mb": mr["session_mb"],
                   "session_ratio": (mr["session_mb"] / mo["session_mb"]
                                     if mo["session_mb"] and mr["session_mb"] is not None else None),
-                  "method": "one child process per model: load, one session, run the batch; peak = ru_maxrss of the "
-                            "child, session = peak since the session was made minus the resident size before"}
+                  "method": "one child process per model: load, one session, run the batch; peak = the child's peak "
+                            "resident size (VmHWM), session = peak since the session was made minus the resident "
+                            "size before"}
 
     saving = 1 - 1 / speedup if speedup else None
     return {
