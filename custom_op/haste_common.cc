@@ -147,6 +147,7 @@ std::string ResolveGeometry(const HasteAttrs& a, const std::vector<int64_t>& x, 
   g->tiles_x = (g->out_w + g->tile_w - 1) / g->tile_w;
   g->centering = a.centering;
   g->magnitude_split = a.magnitude_split;
+  g->merge_project = a.merge_project;
   if (hyper.size() != 2 || hyper[1] != g->patch_size() || hyper[0] < 1 || hyper[0] > kMaxHyperplanes)
     return "hyperplanes must have shape [L, " + std::to_string(g->patch_size()) + "] with 1 <= L <= " +
            std::to_string(kMaxHyperplanes) + " (patch " + std::to_string(g->patch_h) + "x" + std::to_string(g->patch_w) +

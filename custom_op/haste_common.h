@@ -29,6 +29,7 @@ struct HasteAttrs {
   std::vector<int64_t> tile{4, 4};
   bool centering = true;
   bool magnitude_split = false;
+  bool merge_project = false;  // merge="project": members' filter slices scaled by least squares
 };
 
 // Everything a kernel needs for one call, resolved from attributes and shapes.
@@ -43,6 +44,7 @@ struct ConvGeometry {
   int64_t hyperplanes = 0;  // L
   bool centering = true;
   bool magnitude_split = false;
+  bool merge_project = false;
 
   int64_t patch_size() const { return patch_h * patch_w; }
   int64_t tiles_per_image() const { return tiles_y * tiles_x; }

@@ -31,6 +31,8 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   grow(group_start, channels + 1);
   grow(prepared_members, channels);
   grow(prepared_group_start, channels + 1);
+  grow(scales, channels);
+  grow(prepared_scales, channels);
   grow(fill, channels);
   grow(in_rows, channels);
   grow(w_rows, channels);
@@ -157,6 +159,7 @@ struct Job {
   std::vector<PreparedTile> prepared;
   std::vector<float> cols;
   std::vector<int32_t> members, group_start;
+  std::vector<float> scales;
 };
 
 TileTask TaskOf(const ConvGeometry& g, int64_t tile) {
@@ -183,7 +186,8 @@ void RunWholeTile(void* data, size_t index) {
   task.block_end = job.w->blocks;
   const int64_t np = job.isa.padded_pixels(g.tile_h * g.tile_w);
   ws.Reserve(g.group_in, g.patch_size(), g.kernel_h * g.kernel_w, np);
-  PreparedTile tile{ws.cols.data(), ws.prepared_members.data(), ws.prepared_group_start.data(), 0};
+  PreparedTile tile{ws.cols.data(), ws.prepared_members.data(), ws.prepared_group_start.data(),
+                    ws.prepared_scales.data(), 0};
   job.isa.prepare(g, job.x, *job.h, task, ws, &tile, job.tile_stats ? job.tile_stats + index : nullptr);
   job.isa.compute(g, *job.w, job.bias, job.y, task, tile, ws);
 }
@@ -241,10 +245,12 @@ void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w,
     job.cols.resize(run * cols_per_tile);
     job.members.resize(run * g.group_in);
     job.group_start.resize(run * (g.group_in + 1));
+    job.scales.resize(run * g.group_in);
     job.prepared.resize(run);
     for (int64_t t = 0; t < run; ++t)
       job.prepared[t] = PreparedTile{job.cols.data() + t * cols_per_tile, job.members.data() + t * g.group_in,
-                                     job.group_start.data() + t * (g.group_in + 1), 0};
+                                     job.group_start.data() + t * (g.group_in + 1), job.scales.data() + t * g.group_in,
+                                     0};
     for (job.first = 0; job.first < tiles; job.first += run) {
       job.count = std::min(run, tiles - job.first);
       job.tile_ranges = std::min<int64_t>(job.count, (kMinItems + w.blocks - 1) / w.blocks);

@@ -20,6 +20,7 @@ struct PreparedTile {
   float* cols = nullptr;  // [merged][kH*kW][padded pixels]
   int32_t* members = nullptr;      // channels ordered by group
   int32_t* group_start = nullptr;  // merged + 1 offsets into members
+  float* scales = nullptr;         // per member (in members' order): its filter slice's weight
   int64_t merged = 0;
 };
 
@@ -30,6 +31,7 @@ struct Workspace {
   std::vector<int32_t> buckets, table_buckets;  // magnitude buckets (0 when not split)
   std::vector<int32_t> table_vals, group_of, members, group_start, fill;
   std::vector<int32_t> prepared_members, prepared_group_start;  // a PreparedTile kept in this workspace
+  std::vector<float> scales, prepared_scales;
   std::vector<const float*> in_rows, w_rows;  // merged inputs; weight rows of one block in group order
 
   void Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_t np);

@@ -233,6 +233,11 @@ OrtStatusPtr HasteConvKernel::Init(const OrtKernelInfo* info) {
     attrs.centering = value != 0;
   if (TryRead([&] { return g_ort->KernelInfoGetAttribute_int64(info, "magnitude_split", &value); }))
     attrs.magnitude_split = value != 0;
+  std::string merge;
+  if (ReadString(info, "merge", &merge)) {
+    if (merge != "mean" && merge != "project") return Error(node_name, "merge must be 'mean' or 'project', got '" + merge + "'");
+    attrs.merge_project = merge == "project";
+  }
   const std::string problem = ValidateAttrs(attrs);
   if (!problem.empty()) return Error(node_name, problem);
 

@@ -111,6 +111,9 @@ def add_hashing(parser: argparse.ArgumentParser) -> None:
                        help="base seed; layer k (k-th Conv in traversal order) draws with N+k (default 0)")
     group.add_argument("--no-centering", action="store_true",
                        help="hash the raw channels instead of subtracting the channel mean first")
+    group.add_argument("--merge", choices=["mean", "project"], default="mean",
+                       help="how merged filters weight their members: mean (the published method) or project "
+                            "(least-squares scale of each member onto the merged patch; see docs/op_spec.md)")
     group.add_argument("--magnitude-split", action="store_true",
                        help="merge channels only when their sizes (squared norms) share a binary exponent: sign "
                             "hashes cannot see scale (see docs/op_spec.md, step 4b)")
@@ -165,7 +168,7 @@ def hashing_options(args):
 
     return HashingOptions(hyperplanes=args.hyperplanes, tile=tuple(args.tile), sparsity=args.sparsity,
                           seed=args.seed, centering=not args.no_centering,
-                          magnitude_split=args.magnitude_split)
+                          magnitude_split=args.magnitude_split, merge=args.merge)
 
 
 def selection_policy(args):

@@ -34,6 +34,7 @@ class Case:
     sparsity: float = 2 / 3
     centering: bool = True
     magnitude_split: bool = False
+    merge: str = "mean"
     seed: int = 0
     repeated_channels: int = 0  # how many channels are copies of others
     attrs: dict = field(default_factory=dict)
@@ -78,6 +79,7 @@ def haste_model(case: Case, w, b, h, x_shape=None) -> onnx.ModelProto:
     node = helper.make_node("HasteConv", ["X", "W", "B" if b is not None else "", "hyperplanes"], ["Y"],
                             domain="haste", name="haste_node", tile=list(case.tile),
                             centering=int(case.centering), magnitude_split=int(case.magnitude_split),
+                            merge=case.merge,
                             seed=case.seed, sparsity=float(case.sparsity),
                             **case.conv_attrs())
     x_shape = x_shape or [None, case.in_channels, None, None]
@@ -97,7 +99,8 @@ def conv_model(case: Case, w, b) -> onnx.ModelProto:
 
 
 def reference(case: Case, x, w, b, h) -> np.ndarray:
-    return haste_conv(x, w, b, h, case.conv(), case.tile, case.centering, magnitude_split=case.magnitude_split)
+    return haste_conv(x, w, b, h, case.conv(), case.tile, case.centering, magnitude_split=case.magnitude_split,
+                      merge=case.merge)
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -135,5 +138,6 @@ def random_case(rng: np.random.Generator, index: int, max_channels: int = 256) -
         height=height, width=width, kernel=(kernel, kernel_w), strides=(int(rng.choice([1, 2])), int(rng.choice([1, 2]))),
         dilations=dil, pads=pads, auto_pad=auto_pad, group=group, bias=bool(rng.random() < 0.7), tile=tile,
         hyperplanes=int(rng.integers(1, 65)), sparsity=float(rng.choice([0.0, 0.5, 2 / 3])),
-        centering=bool(rng.random() < 0.8), magnitude_split=bool(rng.random() < 0.3), seed=index,
+        centering=bool(rng.random() < 0.8), magnitude_split=bool(rng.random() < 0.3),
+        merge="project" if rng.random() < 0.3 else "mean", seed=index,
         repeated_channels=int(rng.integers(0, max(1, in_per_group // 2) + 1)) if rng.random() < 0.4 else 0)

@@ -189,7 +189,8 @@ def test_stats_output_counts_the_work_exactly(run_haste):
                                     providers=["CPUExecutionProvider"])
         y, stats = sess.run(None, {"X": x})
         expected = np.zeros(len(STATS_FIELDS), np.int64)
-        ref = haste_conv(x, w, b, h, case.conv(), case.tile, case.centering, expected, case.magnitude_split)
+        ref = haste_conv(x, w, b, h, case.conv(), case.tile, case.centering, expected, case.magnitude_split,
+                         case.merge)
         assert relative_error(y, ref) <= TOLERANCE
         assert stats.tolist() == expected.tolist(), case
         if y.size:
@@ -270,3 +271,29 @@ def test_other_instruction_set_variants_match_the_reference(isa, tmp_path):
                          env=dict(os.environ, HASTE_ONNX_ISA=isa))
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.strip()) <= TOLERANCE
+
+
+def test_merge_project_makes_scaled_copies_exact(run_haste, run_plain):
+    """With merge="project", channels that are multiples of each other merge (sign hashes
+    cannot tell them apart) and still give exactly Conv; with "mean" they do not."""
+    case = Case(batch=2, in_channels=16, out_channels=8, height=8, width=8, kernel=(3, 3), pads=(1, 1, 1, 1),
+                hyperplanes=64, sparsity=0.0, centering=False)
+    x, w, b, h = make_arrays(case)
+    x[:, 8:] = np.array([0.5, 2, 3, 4, 5, 6, 7, 8], np.float32)[None, :, None, None] * x[:, :8]
+    conv = run_plain(conv_model(case, w, b), {"X": x}).astype(np.float64)
+    counts = merged_channel_count(x, h, case.conv(), case.tile, False)
+    assert counts.min() == counts.max() == 8  # exactly the eight pairs merge
+    mean = run_haste(haste_model(case, w, b, h), {"X": x})
+    assert relative_error(mean, conv) > 0.1
+    case.merge = "project"
+    project = run_haste(haste_model(case, w, b, h), {"X": x})
+    assert relative_error(project, conv) <= TOLERANCE
+    assert relative_error(project, reference(case, x, w, b, h)) <= TOLERANCE
+
+
+def test_unknown_merge_is_refused(run_haste):
+    case = Case(batch=1, in_channels=16, out_channels=8, height=8, width=8, kernel=(3, 3), merge="median")
+    x, w, b, h = make_arrays(case)
+    with pytest.raises(Exception) as info:
+        run_haste(haste_model(case, w, b, h), {"X": x})
+    assert "merge must be 'mean' or 'project'" in str(info.value) and "haste_node" in str(info.value)

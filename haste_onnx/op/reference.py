@@ -105,7 +105,8 @@ STATS_FIELDS = ("dense_macs", "haste_macs", "centering_ops", "hashing_ops", "mer
 
 def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplanes: np.ndarray,
                conv: ConvAttrs, tile: Sequence[int] = DEFAULT_TILE, centering: bool = True,
-               stats: Optional[np.ndarray] = None, magnitude_split: bool = False) -> np.ndarray:
+               stats: Optional[np.ndarray] = None, magnitude_split: bool = False,
+               merge: str = "mean") -> np.ndarray:
     """HasteConv of a batch x [N, C_in, H, W]; returns float32 [N, C_out, H_out, W_out].
 
     `stats`, an int64 array of len(STATS_FIELDS), receives the work counted per
@@ -137,25 +138,43 @@ def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplane
                     patch = group_patches[ty, tx].astype(np.float64)
                     members = group_channels(codes[ty, tx], None if buckets is None else buckets[ty, tx])
                     merged_x = np.stack([patch[m].mean(axis=0) for m in members])           # step 6
-                    merged_w = np.stack([w64[outs][:, m].sum(axis=1) for m in members], axis=1)
+                    scales = [member_scales(patch[m], u, merge) for m, u in zip(members, merged_x)]
+                    merged_w = np.stack([np.einsum("ocij,c->oij", w64[outs][:, m], s)
+                                         for m, s in zip(members, scales)], axis=1)
                     rows, cols = min(th, out_h - ty * th), min(tw, out_w - tx * tw)
                     y[n, outs, ty * th: ty * th + rows, tx * tw: tx * tw + cols] = valid_conv(  # step 7
                         merged_x, merged_w, conv.strides, conv.dilations, (rows, cols))
                     if stats is not None:
                         _count(stats, rows * cols * out_per_group * w.shape[2] * w.shape[3], group_channels_in,
-                               members, patch[0].size, hyperplanes, centering, w.shape[2] * w.shape[3] * out_per_group)
+                               members, patch[0].size, hyperplanes, centering, w.shape[2] * w.shape[3] * out_per_group,
+                               merge)
     if b is not None:
         y += b.astype(np.float64)[None, :, None, None]
     with np.errstate(invalid="ignore", over="ignore"):
         return flush(y.astype(np.float32))
 
 
-def _count(stats, outputs_times_kernel, channels, members, d, hyperplanes, centering, filter_row):
+def member_scales(members: np.ndarray, merged: np.ndarray, merge: str) -> np.ndarray:
+    """Step 6's weight of each member's filter slice: 1 ("mean"), or with "project" the
+    least-squares scale of the member onto the merged patch, <x_c, u> / <u, u>, so that a
+    member equal to s * u contributes exactly s * W_c * u. Singletons always get 1."""
+    if merge == "mean" or len(members) == 1:
+        return np.ones(len(members))
+    if merge != "project":
+        raise ValueError(f"unknown merge {merge!r}")
+    flat, u = members.reshape(len(members), -1), merged.reshape(-1)
+    norm = float(u @ u)
+    return flat @ u / norm if norm > 0 else np.zeros(len(members))
+
+
+def _count(stats, outputs_times_kernel, channels, members, d, hyperplanes, centering, filter_row, merge="mean"):
     merged = len(members)
     multi = sum(1 for m in members if len(m) > 1)
+    in_multi = channels - (merged - multi)
+    project = (in_multi + multi) * d if merge == "project" else 0
     stats += np.array([outputs_times_kernel * channels, outputs_times_kernel * merged,
                        2 * channels * d if centering else 0, channels * int(np.count_nonzero(hyperplanes)),
-                       (channels - merged) * (d + filter_row) + multi * d, merged, channels], np.int64)
+                       (channels - merged) * (d + filter_row) + multi * d + project, merged, channels], np.int64)
 
 
 def merged_channel_count(x: np.ndarray, hyperplanes: np.ndarray, conv: ConvAttrs,
@@ -185,7 +204,7 @@ class HasteConv(OpRun):
 
     def _run(self, X, W, B=None, hyperplanes=None, auto_pad=None, dilations=None, group=None,  # noqa: N803
              kernel_shape=None, pads=None, strides=None, tile=None, centering=None, seed=None, sparsity=None,
-             magnitude_split=None):
+             magnitude_split=None, merge=None):
         attrs = {k: v for k, v in dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape,
                                        pads=pads, strides=strides).items() if v is not None}
         conv = ConvAttrs.from_dict(attrs, W.shape)
@@ -194,7 +213,8 @@ class HasteConv(OpRun):
         tile = tuple(tile) if tile is not None else DEFAULT_TILE
         centering = True if centering is None else bool(centering)
         split = bool(magnitude_split) if magnitude_split is not None else False
+        merge = merge.decode() if isinstance(merge, bytes) else (merge or "mean")
         if len(self.onnx_node.output) > 1 and self.onnx_node.output[1]:
             stats = np.zeros(len(STATS_FIELDS), np.int64)
-            return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, stats, split), stats)
-        return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, magnitude_split=split),)
+            return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, stats, split, merge), stats)
+        return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, magnitude_split=split, merge=merge),)

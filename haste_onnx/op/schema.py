@@ -22,6 +22,9 @@ def _attributes():
         A("strides", T.INTS, "as Conv", required=False),
         A("tile", helper.make_attribute("tile", [4, 4]), "output tile [height, width]"),
         A("centering", helper.make_attribute("centering", 1), "1: subtract the channel mean before hashing"),
+        A("merge", helper.make_attribute("merge", "mean"),
+          "mean: merged filter = sum of the members' slices; project: each slice scaled by the member's "
+          "least-squares scale onto the merged patch"),
         A("magnitude_split", helper.make_attribute("magnitude_split", 0),
           "1: channels merge only when their squared norms share a binary exponent"),
         A("seed", T.INT, "seed the hyperplanes were drawn with (provenance)", required=False),

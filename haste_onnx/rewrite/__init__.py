@@ -110,6 +110,8 @@ def haste_settings(site: ConvSite) -> dict:
     a = site.attrs
     settings = {"tile": list(a.get("tile", [4, 4])), "centering": bool(a.get("centering", 1)),
                 "magnitude_split": bool(a.get("magnitude_split", 0)),
+                "merge": (a.get("merge", b"mean").decode() if isinstance(a.get("merge", "mean"), bytes)
+                          else a.get("merge", "mean")),
                 "seed": a.get("seed"),
                 "sparsity": None if a.get("sparsity") is None else float(f"{a['sparsity']:.6g}"), "hyperplanes": None, "patch": None}
     if len(site.node.input) > 3 and site.node.input[3]:
@@ -140,7 +142,8 @@ def rewrite_model(model: onnx.ModelProto, options: HashingOptions = HashingOptio
     report = RewriteReport(settings={"hyperplanes": options.hyperplanes, "tile": list(options.tile),
                                      "sparsity": options.sparsity, "seed": options.seed,
                                      "centering": options.centering,
-                                     "magnitude_split": options.magnitude_split, "policy": asdict(policy)})
+                                     "magnitude_split": options.magnitude_split, "merge": options.merge,
+                                     "policy": asdict(policy)})
     if not sites:
         raise ModelRejected("the model has no Conv node")
     taken = all_names(work)

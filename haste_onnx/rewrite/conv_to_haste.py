@@ -6,7 +6,7 @@ any subgraph, whose weight (and bias, if any) are static initializers (see
 name, outputs and doc string) by a HasteConv with
 - inputs `[X, W, B or "", hyperplanes]`;
 - every attribute of the Conv, unchanged, plus `tile`, `centering`,
-  `magnitude_split` (only when on), `seed` and `sparsity`;
+  `magnitude_split` and `merge` (only when not the default), `seed` and `sparsity`;
 - `hyperplanes` = `draw_hyperplanes(L, pH*pW, sparsity, seed)`, a new float32
   initializer of the node's graph named `<node name or output>.hyperplanes`
   (made unique), where `(pH, pW) = patch_size(kernel, strides, dilations,
@@ -42,6 +42,7 @@ class HashingOptions:
     seed: int = 0
     centering: bool = True
     magnitude_split: bool = False
+    merge: str = "mean"
 
     def validate(self) -> None:
         if not 1 <= self.hyperplanes <= MAX_HYPERPLANES:
@@ -50,6 +51,8 @@ class HashingOptions:
             raise ValueError(f"--tile must be positive, got {'x'.join(map(str, self.tile))}")
         if not 0.0 <= self.sparsity < 1.0:
             raise ValueError(f"--sparsity must be in [0, 1), got {self.sparsity}")
+        if self.merge not in ("mean", "project"):
+            raise ValueError(f"--merge must be mean or project, got {self.merge!r}")
         if self.seed < 0:
             raise ValueError(f"--seed must be >= 0, got {self.seed}")
 
@@ -80,11 +83,13 @@ def replace_conv(site: ConvSite, node: onnx.NodeProto, options: HashingOptions, 
     ])
     if options.magnitude_split:
         new.attribute.append(helper.make_attribute("magnitude_split", 1))
+    if options.merge != "mean":
+        new.attribute.append(helper.make_attribute("merge", options.merge))
     replace_node(site.scope.graph, node, new)
     write_value_info(site.scope, new.output[0], out_type)
     return {"hyperplanes": options.hyperplanes, "tile": list(options.tile), "patch": [ph, pw],
             "sparsity": float(options.sparsity), "seed": seed, "centering": bool(options.centering),
-            "magnitude_split": bool(options.magnitude_split)}
+            "magnitude_split": bool(options.magnitude_split), "merge": options.merge}
 
 
 def write_value_info(scope: Scope, name: str, out_type: Optional[onnx.TypeProto]) -> None:

@@ -5,7 +5,7 @@ subgraphs included. It becomes a `Conv` (default domain) in the same place
 with the same name, outputs and doc string, inputs `[X, W]` or `[X, W, B]`
 (the hyperplanes input dropped, an empty bias dropped), its first output only (a
 HasteConv whose optional `stats` output is read cannot be stripped: ModelRejected) and its attributes
-minus `tile`, `centering`, `magnitude_split`, `seed` and `sparsity`. The hyperplane
+minus `tile`, `centering`, `magnitude_split`, `merge`, `seed` and `sparsity`. The hyperplane
 initializers go when nothing else reads them, and the `haste` opset import
 goes when no node of that domain is left. Everything else is untouched, so
 `strip(rewrite(m))` computes what `m` computes (with BatchNormalization
