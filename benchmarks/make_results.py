@@ -696,12 +696,19 @@ def summary_section(r18, r18s, r20, mn) -> List[str]:
     for bound in (1.25, 1.0):
         b = best_point(r18, bound)
         if b is not None:
-            out.append(f"- **ResNet-18, loss <= {bound:g} pt:** L = {b['point']['L']} ({len(b['seeds'])} seeds): "
+            n = len(b["seeds"])
+            out.append(f"- **ResNet-18, loss <= {bound:g} pt:** L = {b['point']['L']} ({n} seed{'s' if n > 1 else ''}): "
                        f"{pt(b['difference'])}, all conv MACs cut {pm(b['conv_mac_reduction'], digits=1)} "
                        f"({pm(b['conv_mac_reduction_with_overheads'], digits=1)} with overheads); the replaced 3x3 convs "
                        f"{pm(b['replaced_mac_reduction'], digits=1)} ({pm(b['replaced_mac_reduction_with_overheads'], digits=1)}).")
         elif r18:
             out.append(f"- **ResNet-18, loss <= {bound:g} pt:** no L of the grid stays within it.")
+    b = best_point(r18, 1.25)
+    sim = next((x for x in SIMULATION_RESNET18 if b is not None and x[0] == b["point"]["L"]), None)
+    if sim:
+        out.append(f"- The notes' simulation at L = {sim[0]} (first 4,000 images, not measured here): {sim[2]:+.2f} pt for "
+                   f"{100 * sim[3]:.1f}% of the 3x3-conv MACs ({100 * sim[4]:.1f}% with overheads); measured on those "
+                   f"convs: {pm(b['replaced_mac_reduction'], digits=1)} ({pm(b['replaced_mac_reduction_with_overheads'], digits=1)}).")
     d20 = next((r for r in r20 if r["point"]["L"] == 14), None)
     if d20:
         out.append(f"- **ResNet-20, default L = 14:** {pt(d20['difference'])}, all conv MACs cut "
