@@ -43,7 +43,10 @@ if [[ ! -f "$BUILD/CMakeCache.txt" ]]; then
 fi
 cmake --build "$BUILD" -j "${JOBS:-2}" >/dev/null
 LIB=$SRC/haste_onnx/lib/libhaste_onnx_ops.so
-if ! ldd "$LIB" | grep -q libasan || ! ldd "$LIB" | grep -q libubsan; then
+# (ldd's output is captured first: with pipefail, grep -q closing the pipe early
+# can fail the pipeline with SIGPIPE.)
+linked=$(ldd "$LIB")
+if [[ "$linked" != *libasan* || "$linked" != *libubsan* ]]; then
   echo "sanitize: $LIB is not linked with ASan and UBSan" >&2
   exit 2
 fi
