@@ -97,7 +97,7 @@ def _ranged(kind, lo, hi, name):
 
 
 def add_hashing(parser: argparse.ArgumentParser) -> None:
-    from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES, DEFAULT_SPARSITY
+    from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES, DEFAULT_MERGE, DEFAULT_SPARSITY
 
     group = parser.add_argument_group("hashing options")
     group.add_argument("--hyperplanes", "-L", type=_ranged(int, 1, 64, "--hyperplanes"), default=DEFAULT_HYPERPLANES,
@@ -111,9 +111,10 @@ def add_hashing(parser: argparse.ArgumentParser) -> None:
                        help="base seed; layer k (k-th Conv in traversal order) draws with N+k (default 0)")
     group.add_argument("--no-centering", action="store_true",
                        help="hash the raw channels instead of subtracting the channel mean first")
-    group.add_argument("--merge", choices=["mean", "project"], default="mean",
+    group.add_argument("--merge", choices=["mean", "project"], default=DEFAULT_MERGE,
                        help="how merged filters weight their members: mean (the published method) or project "
-                            "(least-squares scale of each member onto the merged patch; see docs/op_spec.md)")
+                            "(least-squares scale of each member onto the merged patch; see docs/op_spec.md; "
+                            f"default {DEFAULT_MERGE})")
     group.add_argument("--magnitude-split", action="store_true",
                        help="merge channels only when their sizes (squared norms) share a binary exponent: sign "
                             "hashes cannot see scale (see docs/op_spec.md, step 4b)")

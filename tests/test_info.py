@@ -23,7 +23,7 @@ def test_info_of_a_rewritten_model_shows_the_settings():
     assert info["op_counts"] == {"Conv": 5, "haste::HasteConv": 3, "Tanh": 2}
     assert info["opsets"] == {"ai.onnx": 17, "haste": 1}
     settings = {r["node"]: r["settings"] for r in info["layers"] if r["op"] == "HasteConv"}
-    assert settings["c1"] == {"tile": [2, 4], "centering": True, "magnitude_split": False, "merge": "mean", "seed": 6, "sparsity": 0.6667, "hyperplanes": 10,
+    assert settings["c1"] == {"tile": [2, 4], "centering": True, "magnitude_split": False, "merge": "project", "seed": 6, "sparsity": 0.6667, "hyperplanes": 10,
                               "patch": [4, 6]}
     assert info["haste_macs"] == 3 * 147456
     text = format_info({"model": "m.onnx", **info})

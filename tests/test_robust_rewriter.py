@@ -197,7 +197,9 @@ def test_conv_with_unknown_input_shape(rank_known, tmp_path, capsys):
     feeds = {"X": x, "shape": np.array([1, 16, 7, 9], np.int64)}
     y = run_ort(result, feeds, with_library=True)[0]
     expected = haste_conv(x.reshape(1, 16, 7, 9), inits["W"], inits["B"], inits[node.input[3]],
-                          ConvAttrs(kernel_shape=(3, 3), pads=(1, 1, 1, 1)), (4, 4), True)
+                          ConvAttrs(kernel_shape=(3, 3), pads=(1, 1, 1, 1)), (4, 4), True,
+                          merge=onnx.helper.get_attribute_value(
+                              next(a for a in node.attribute if a.name == "merge")).decode())
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
     # strip gives back exactly the Conv
     assert run(["strip", out, tmp_path / "s.onnx"], capsys)[0] == 0

@@ -30,6 +30,8 @@ from .graphs import Scope, replace_node, unique_name
 
 DEFAULT_HYPERPLANES = 14
 DEFAULT_SPARSITY = 0.6667
+# Least-squares merging: better than the published mean at equal FLOPs (docs/ablations.md).
+DEFAULT_MERGE = "project"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class HashingOptions:
     seed: int = 0
     centering: bool = True
     magnitude_split: bool = False
-    merge: str = "mean"
+    merge: str = DEFAULT_MERGE
 
     def validate(self) -> None:
         if not 1 <= self.hyperplanes <= MAX_HYPERPLANES:
