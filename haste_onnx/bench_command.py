@@ -98,7 +98,8 @@ def format_bench(doc: dict) -> str:
     name = doc["model_name"] or doc["model"]
     h = s["hashing"]
     rewrite = ("the model's own HasteConv layers; original = stripped to Conv" if s["prebuilt"] else
-               f"L={h['hyperplanes']}, tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, seed {h['seed']}"
+               f"L={h['hyperplanes']}, tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, seed {h['seed']}, "
+               f"merge {h.get('merge', 'mean')}"
                + (", magnitude split" if h.get("magnitude_split") else "")
                + f"; {doc['rewrite']['replaced']} of {doc['rewrite']['layers']} conv layers replaced")
     where = f"{d['source']} {d['split']} split" if d.get("split") else d["source"]

@@ -82,7 +82,7 @@ def format_demo(doc: dict) -> str:
         f"model:      {name} ({doc['model']})",
         f"data:       {d['images']} images, {where} ({d['where']})",
         f"rewrite:    {rw['replaced']} of {rw['layers']} conv layers -> HasteConv (L={h['hyperplanes']}, "
-        f"tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, seed {h['seed']}"
+        f"tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, seed {h['seed']}, merge {h.get('merge', 'mean')}"
         + (", magnitude split)" if h.get("magnitude_split") else ")"),
         f"accuracy:   original {100 * o['accuracy']:.2f}%, rewritten {100 * r['accuracy']:.2f}% "
         f"({100 * r['difference']['accuracy']:+.2f} pt; predictions agree on {100 * r['agreement']:.1f}%)",
