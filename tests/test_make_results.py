@@ -105,6 +105,10 @@ def test_tables(mr, results, tmp_path):
     assert best125.startswith("| <= 1.25 pt | 14 | 0 1 2 | -1.10 ± 0.10 pt | 28.1% ± 0.1 | 25.1% ± 0.1 |")
     assert "`haste-onnx eval ../shared/models/resnet18_fmnist.onnx -L 14 --seeds 0 1 2 --threads 1`" in best125
     assert _row(text, "| <= 1 pt |").startswith("| <= 1 pt | 16 | 0 1 2 | -0.80 ± 0.10 pt | 20.0% ± 0.0 | 17.0% ± 0.0 |")
+    # every seed of L14 (-1.0 to -1.2 pt) is within 1.25 pt: no caveat
+    assert "At <= 1.25 pt" not in text
+    # L16 meets 1 pt and every seed is within it: no caveat either
+    assert "At <= 1 pt" not in text
     # the simulation from the notes sits beside the measurement, labelled, with "not run" where we have no point
     assert "**simulation**" in text
     assert _row(text, "| 10 | -10.50 pt (80.80%) | not run |")
@@ -134,6 +138,19 @@ def test_tables(mr, results, tmp_path):
     assert "onnxruntime 1.31.1, onnx 1.23.2, numpy 2.4.6" in text
     assert "machine: 2 CPUs (nproc), Test CPU 9000" in text
     assert "c0ffee" in text
+
+
+def test_best_point_caveat_when_a_seed_exceeds_the_bound(mr, tmp_path):
+    r = tmp_path / "results"
+    for seed, d in zip((0, 1, 2), (-0.0098, -0.0093, -0.0103)):
+        _write(r, _doc("resnet18", "L14", 14, seed, 0.9131 + d, 0.28, 0.25))
+    for seed in (0, 1, 2):
+        _write(r, _doc("resnet18", "L16", 16, seed, 0.9070, 0.22, 0.19))
+    text = mr.render(r, None)
+    assert _row(text, "| <= 1 pt |").startswith("| <= 1 pt | 14 | 0 1 2 | -0.98 ± 0.05 pt |")
+    assert ("At <= 1 pt, L = 14 is within the bound on the mean, but seed 2 loses more (-1.03 pt). "
+            "With every seed within it: L = 16, -0.61 ± 0.00 pt, all conv MACs cut 22.0% ± 0.0 (19.0% ± 0.0 "
+            "with overheads)") in text
 
 
 def test_best_point_none_when_nothing_qualifies(mr, tmp_path):
