@@ -807,25 +807,30 @@ def runtime_section(rows: List[dict]) -> str:
     for r in rows:
         orig.setdefault(r["model"], r["original"]["seconds"])
     runs = sum(len(r["runs"]) for r in rows)
-    return (f"## Run time\n\n{runs} rewritten runs took {total / 60:.1f} min of evaluation, plus one run of each "
-            f"original model ({', '.join(f'{k} {v:.0f} s' for k, v in sorted(orig.items()))}); the original's "
-            "predictions are shared by all settings of a model (`shared_original_run` in the script).")
+    threads = sorted({d["settings"]["threads"] for r in rows for d in r["docs"]})
+    return (f"## Run time\n\n{runs} rewritten runs took {total / 60:.1f} min of inference, plus one run of each "
+            f"original model ({', '.join(f'{k} {v:.0f} s' for k, v in sorted(orig.items()))}): about "
+            f"{(total + sum(orig.values())) / 60:.0f} min for the whole grid with {'/'.join(map(str, threads))} "
+            "intra-op thread(s) on the machine above (rewriting and session setup add a little). The original's "
+            "predictions are shared by all settings of a model (`shared_original_run` in the script). "
+            "`--render-only` takes about a second.")
 
 
 # ---- the SVG -------------------------------------------------------------------------------------
 
 
 def tradeoff_svg(r18: List[dict], r20: List[dict], r18s: List[dict]) -> str:
-    W, H, ml, mr, mt, mb = 640, 400, 60, 150, 20, 45
+    W, H, ml, mr, mt, mb = 760, 420, 60, 230, 20, 45
+    floor = -8.0  # points below are drawn on the bottom edge with their value written beside them
     series = [("ResNet-18", "#1f77b4", r18), ("ResNet-20", "#d62728", r20), ("ResNet-18 + magnitude split (1 seed)", "#2ca02c", r18s)]
     pts = [(100 * r["conv_mac_reduction"]["mean"], 100 * r["difference"]["min"], 100 * r["difference"]["max"])
            for _, _, rs in series for r in rs]
     pts += [(100 * r["conv_mac_reduction_with_overheads"]["mean"], 100 * r["difference"]["mean"], 0) for _, _, rs in series for r in rs]
     xmax = max(10.0, math.ceil(max(p[0] for p in pts) / 10) * 10)
-    ymin = min(-1.0, math.floor(min(min(p[1], p[2]) for p in pts)))
+    ymin = max(floor, min(-1.0, math.floor(min(min(p[1], p[2]) for p in pts))))
     ymax = 0.5
     X = lambda x: ml + (W - ml - mr) * x / xmax  # noqa: E731
-    Y = lambda y: mt + (H - mt - mb) * (ymax - y) / (ymax - ymin)  # noqa: E731
+    Y = lambda y: mt + (H - mt - mb) * (ymax - max(y, ymin)) / (ymax - ymin)  # noqa: E731
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="11">',
          f'<rect width="{W}" height="{H}" fill="white"/>']
     ystep = 1 if ymax - ymin <= 8 else (2 if ymax - ymin <= 16 else 5)
@@ -854,7 +859,8 @@ def tradeoff_svg(r18: List[dict], r20: List[dict], r18s: List[dict]) -> str:
             s.append(f'<line x1="{X(xo):.1f}" x2="{X(xo):.1f}" y1="{Y(100 * d["min"]):.1f}" y2="{Y(100 * d["max"]):.1f}" stroke="{color}"/>')
             s.append(f'<circle cx="{X(xo):.1f}" cy="{Y(yc):.1f}" r="3.5" fill="{color}"/>')
             s.append(f'<circle cx="{X(xw):.1f}" cy="{Y(yc):.1f}" r="3.5" fill="none" stroke="{color}"/>')
-            s.append(f'<text x="{X(xo) + 5:.1f}" y="{Y(yc) - 5:.1f}" fill="{color}" font-size="9">L{r["point"]["L"]}</text>')
+            off = f" ({yc:.1f} pt, off scale)" if yc < ymin else ""
+            s.append(f'<text x="{X(xo) + 5:.1f}" y="{Y(yc) - 5:.1f}" fill="{color}" font-size="9">L{r["point"]["L"]}{off}</text>')
         ly = mt + 15 + 18 * i
         s.append(f'<circle cx="{W - mr + 12}" cy="{ly - 4}" r="4" fill="{color}"/>'
                  f'<text x="{W - mr + 20}" y="{ly}" font-size="10">{name}</text>')
