@@ -257,7 +257,8 @@ def options_for(point: dict, seed: int, threads: int):
 
     hashing = HashingOptions(hyperplanes=point["L"], tile=tuple(point.get("tile", (4, 4))),
                              sparsity=point.get("sparsity", DEFAULT_SPARSITY), seed=seed,
-                             magnitude_split=bool(point.get("magnitude_split")))
+                             magnitude_split=bool(point.get("magnitude_split")),
+                             merge=point.get("merge", "mean"))  # the grid is the published method
     policy = Policy(allow_1x1=bool(point.get("allow_1x1")))
     return EvalOptions(hashing=hashing, policy=policy, seeds=[seed], threads=threads)
 
