@@ -515,7 +515,9 @@ def render(results: Path, doc_path: Optional[Path] = None, svg: bool = True) -> 
       "convolution of the model (kept layers count at full size), *replaced 3x3 convs* the cut of the layers "
       "rewritten to HasteConv; *with overheads* subtracts centring, hashing and merging ops (one add = one MAC, "
       "as in the papers' FLOPs). *C'/C* is merged over original input channels, tile-weighted, replaced layers only. "
-      "Tile 4x4, sparsity 0.6667, centring on, default layer selection (first conv, 1x1 and strided convs stay dense).")
+      "Tile 4x4, sparsity 0.6667, centring on, default layer selection (first conv, 1x1 and strided convs stay dense). "
+      "Filters are merged as published (`--merge mean`); the rewriter's default `--merge project` loses less accuracy "
+      "at the same FLOPs, see [ablations.md](ablations.md).")
     w("")
     # ---- ResNet-18
     w("## ResNet-18 on Fashion-MNIST")
