@@ -157,12 +157,10 @@ def _git(args, cwd) -> Optional[str]:
         return None
 
 
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _sha256(path) -> str:
+    from haste_onnx.model_io import sha256_file  # imported late: --snapshot chooses which package
+
+    return sha256_file(path)
 
 
 def cpu_model() -> str:
@@ -192,7 +190,7 @@ def provenance() -> dict:
     return {"versions": versions(), "python": platform.python_version(),
             "package_dir": str(pkg), "git_commit": commit, "source_dirty": dirty,
             "snapshot": bool(os.environ.get("HASTE_SOURCE_COMMIT")),
-            "library_sha256": sha256_file(haste_onnx.get_library_path()),
+            "library_sha256": _sha256(haste_onnx.get_library_path()),
             "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "platform": platform.platform()}}
 
 
@@ -318,7 +316,7 @@ def measure(args) -> None:
             t0 = time.time()
             result = evaluate(loaded.model, images, labels, options)
             doc = {"command": cli_command(point, MODEL_ARGS[model], [seed], args.threads),
-                   "model": str(loaded.path), "model_name": model, "model_sha256": sha256_file(loaded.path),
+                   "model": str(loaded.path), "model_name": model, "model_sha256": _sha256(loaded.path),
                    "point": {k: v for k, v in point.items() if k != "seeds"}, "seed": seed, "group": point["group"],
                    "data": info, "original_run_shared": True, **prov, **result}
             if model == "mobilenetv2":
