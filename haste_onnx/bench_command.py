@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .rewrite.conv_to_haste import hyperplanes_label
+
 HELP = "time the original and the rewritten model (latency, ideal vs measured speed-up, per layer, memory)"
 
 
@@ -98,7 +100,7 @@ def format_bench(doc: dict) -> str:
     name = doc["model_name"] or doc["model"]
     h = s["hashing"]
     rewrite = ("the model's own HasteConv layers; original = stripped to Conv" if s["prebuilt"] else
-               f"L={h['hyperplanes']}, tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, seed {h['seed']}, "
+               f"{hyperplanes_label(h)}, tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, seed {h['seed']}, "
                f"merge {h.get('merge', 'mean')}"
                + (", magnitude split" if h.get("magnitude_split") else "")
                + f"; {doc['rewrite']['replaced']} of {doc['rewrite']['layers']} conv layers replaced")

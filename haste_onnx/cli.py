@@ -96,6 +96,16 @@ def _ranged(kind, lo, hi, name):
     return parse
 
 
+def _layer_hyperplanes(text: str):
+    from .op.geometry import MAX_HYPERPLANES
+
+    pattern, sep, count = text.rpartition("=")
+    if not sep or not pattern or not count.strip().isdigit() or not 1 <= int(count) <= MAX_HYPERPLANES:
+        raise argparse.ArgumentTypeError(f"--layer-hyperplanes wants PATTERN=L with L in 1..{MAX_HYPERPLANES}, "
+                                         f"got {text!r}")
+    return pattern, int(count)
+
+
 def add_hashing(parser: argparse.ArgumentParser) -> None:
     from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES, DEFAULT_MERGE, DEFAULT_SPARSITY
 
@@ -103,6 +113,10 @@ def add_hashing(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--hyperplanes", "-L", type=_ranged(int, 1, 64, "--hyperplanes"), default=DEFAULT_HYPERPLANES,
                        metavar="L", help="hyperplanes per layer, 1..64: the compression knob; fewer merge more "
                                          f"channels (default {DEFAULT_HYPERPLANES})")
+    group.add_argument("--layer-hyperplanes", type=_layer_hyperplanes, action="append", default=[],
+                       metavar="PATTERN=L",
+                       help="L for the layers whose name matches PATTERN (shell pattern, as --include); repeatable, "
+                            "the first match wins; other layers take --hyperplanes")
     group.add_argument("--tile", type=_tile, default=(4, 4), metavar="P",
                        help="output tile, P or PxQ (default 4)")
     group.add_argument("--sparsity", type=_ranged(float, 0.0, 0.999999, "--sparsity"), default=DEFAULT_SPARSITY,
@@ -139,6 +153,39 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--allow-first", action="store_true", help="also replace the network's first Conv")
 
 
+def _candidates(text: str):
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        values = []
+    if not values or not all(1 <= v <= 64 for v in values):
+        raise argparse.ArgumentTypeError(f"--candidates wants hyperplane counts in 1..64 separated by commas, "
+                                         f"got {text!r}")
+    return values
+
+
+def add_allocation(parser: argparse.ArgumentParser) -> None:
+    from .allocate import DEFAULT_CANDIDATES, DEFAULT_PROBE_IMAGES
+
+    group = parser.add_argument_group(
+        "hyperplanes per layer from a probe",
+        "With --target-cut, each replaceable layer is rewritten alone at every candidate L and run on probe "
+        "images; each layer then gets the L (or stays dense) that reaches the target cut of all conv MACs "
+        "(overheads included, measured on the probe) with the least disturbance of the output. The default "
+        "probe is synthetic noise: no data is read. See docs/ablations.md.")
+    group.add_argument("--target-cut", type=_ranged(float, 0.001, 0.999, "--target-cut"), default=None, metavar="R",
+                       help="fraction of the conv MACs to save on the probe, e.g. 0.35 (default: off, one L for "
+                            "every layer)")
+    group.add_argument("--probe", choices=["synthetic", "fashion-mnist-train"], default="synthetic",
+                       help="synthetic: blocky uniform noise, data-free (default); fashion-mnist-train: the first "
+                            "images of the Fashion-MNIST training split, unlabelled (calibration: uses data)")
+    group.add_argument("--probe-images", type=_ranged(int, 1, 4096, "--probe-images"), default=DEFAULT_PROBE_IMAGES,
+                       metavar="N", help=f"probe images (default {DEFAULT_PROBE_IMAGES})")
+    group.add_argument("--candidates", type=_candidates, default=list(DEFAULT_CANDIDATES), metavar="L,L,...",
+                       help="hyperplane counts to try per layer (default "
+                            f"{','.join(map(str, DEFAULT_CANDIDATES))})")
+
+
 def add_data(parser: argparse.ArgumentParser, limit_default: Optional[int] = None) -> None:
     group = parser.add_argument_group(
         "data", "Images are fitted to the model's declared input size (padded with 0 when smaller, resized "
@@ -169,7 +216,8 @@ def hashing_options(args):
 
     return HashingOptions(hyperplanes=args.hyperplanes, tile=tuple(args.tile), sparsity=args.sparsity,
                           seed=args.seed, centering=not args.no_centering,
-                          magnitude_split=args.magnitude_split, merge=args.merge)
+                          magnitude_split=args.magnitude_split, merge=args.merge,
+                          layer_hyperplanes=tuple(args.layer_hyperplanes))
 
 
 def selection_policy(args):
@@ -178,6 +226,20 @@ def selection_policy(args):
     return Policy(include=list(args.include), exclude=list(args.exclude), min_channels=args.min_channels,
                   allow_1x1=args.allow_1x1, allow_strided=args.allow_strided, allow_grouped=args.allow_grouped,
                   allow_first=args.allow_first)
+
+
+def allocated_options(args, model, threads=2, mean=None, std=None, say=None):
+    """(hashing options, policy, Allocation or None): with --target-cut, L per layer from the probe."""
+    options, policy = hashing_options(args), selection_policy(args)
+    if getattr(args, "target_cut", None) is None:
+        return options, policy, None
+    from .allocate import allocate, probe_images
+
+    images, mean, std = probe_images(model, args.probe, args.probe_images, mean, std)
+    allocation = allocate(model, options, policy, args.target_cut, images=images, probe=args.probe,
+                          candidates=args.candidates, threads=threads, mean=mean, std=std, progress=say)
+    options, policy = allocation.apply(options, policy)
+    return options, policy, allocation
 
 
 # ---- the parser and the entry point ------------------------------------------------------------

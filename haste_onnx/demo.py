@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import sys
 
+from .rewrite.conv_to_haste import hyperplanes_label
+
 HELP = "rewrite the bundled ResNet-20 and compare accuracy, measured conv MACs and latency on Fashion-MNIST"
 
 
@@ -81,7 +83,7 @@ def format_demo(doc: dict) -> str:
     return "\n".join([
         f"model:      {name} ({doc['model']})",
         f"data:       {d['images']} images, {where} ({d['where']})",
-        f"rewrite:    {rw['replaced']} of {rw['layers']} conv layers -> HasteConv (L={h['hyperplanes']}, "
+        f"rewrite:    {rw['replaced']} of {rw['layers']} conv layers -> HasteConv ({hyperplanes_label(h)}, "
         f"tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, seed {h['seed']}, merge {h.get('merge', 'mean')}"
         + (", magnitude split)" if h.get("magnitude_split") else ")"),
         f"accuracy:   original {100 * o['accuracy']:.2f}%, rewritten {100 * r['accuracy']:.2f}% "

@@ -12,11 +12,13 @@ import json
 import sys
 from typing import Optional, Tuple
 
+from .rewrite.conv_to_haste import hyperplanes_label
+
 HELP = "accuracy and measured conv MACs of a model before and after the rewrite, on real data"
 
 
 def configure(parser) -> None:
-    from .cli import add_data, add_hashing, add_output_format, add_selection
+    from .cli import add_allocation, add_data, add_hashing, add_output_format, add_selection
 
     group = parser.add_argument_group("model input")
     group.add_argument("model", metavar="MODEL",
@@ -24,6 +26,7 @@ def configure(parser) -> None:
     add_data(parser)
     add_runtime(parser)
     add_hashing(parser)
+    add_allocation(parser)
     parser.add_argument_group("seeds").add_argument(
         "--seeds", type=int, nargs="+", default=None, metavar="N",
         help="run the rewrite with each of these base seeds (instead of --seed) and report mean and spread")
@@ -166,21 +169,24 @@ def _channels(model) -> Optional[int]:
 # ---- run -----------------------------------------------------------------------------------------
 
 def run(args) -> int:
-    from .cli import hashing_options, selection_policy
+    from .cli import allocated_options
     from .evaluate import EvalOptions, evaluate, versions
     from .model_io import InputError
 
     loaded, entry = load_named_model(args.model)
     images, labels, data_info = load_data(args, loaded.model, entry)
-    options = EvalOptions(hashing=hashing_options(args), policy=selection_policy(args), seeds=args.seeds,
-                          batch=args.batch, threads=args.threads)
     progress = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
+    hashing, policy, allocation = allocated_options(args, loaded.model, args.threads, data_info["mean"],
+                                                    data_info["std"], progress)
+    options = EvalOptions(hashing=hashing, policy=policy, seeds=args.seeds, batch=args.batch, threads=args.threads)
     try:
         result = evaluate(loaded.model, images, labels, options, progress=progress)
     except ValueError as err:
         raise InputError(str(err)) from err
     doc = {"command": "eval", "model": str(loaded.path), "model_name": entry.name if entry else None,
            "versions": versions(), "data": data_info, **result}
+    if allocation is not None:
+        doc["allocation"] = allocation.to_json()
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -237,12 +243,16 @@ def format_result(doc: dict) -> str:
              f"onnxruntime {doc['versions']['onnxruntime']}, batch {s['batch']}, {s['threads']} threads"]
     h = s["hashing"]
     if isinstance(h, dict):
-        parts.append(f"rewrite: L={h['hyperplanes']}, tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, "
+        parts.append(f"rewrite: {hyperplanes_label(h)}, tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, "
                      f"centering {'on' if h['centering'] else 'off'}"
                      + (", magnitude split" if h.get("magnitude_split") else "")
                      + f", seeds {' '.join(map(str, s['seeds']))}")
     else:
         parts.append("rewrite: none; the model's own HasteConv layers (original = stripped to Conv)")
+    if doc.get("allocation"):
+        from .allocate import Allocation
+
+        parts.append(Allocation.line_from_json(doc["allocation"]))
     parts.append("")
     title = "per replaced layer, per image" + (f" (mean over {len(runs)} seeds)" if len(runs) > 1 else "")
     parts.append(title + ":")

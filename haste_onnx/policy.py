@@ -36,13 +36,18 @@ class Policy:
     allow_strided: bool = False
     allow_grouped: bool = False
     allow_first: bool = False
+    probe_dense: List[str] = field(default_factory=list)  # names --target-cut chose to leave dense
 
     def decide(self, site) -> Optional[str]:
         """None when `site` (a ConvSite) is to be replaced, else the reason it is kept."""
-        names = _candidate_names(site)
+        from .rewrite.analysis import site_names  # here: the rewrite package imports this module
+
+        names = site_names(site)
         for pattern in self.exclude:
             if any(fnmatch.fnmatchcase(n, pattern) for n in names):
                 return f"excluded by --exclude {pattern}"
+        if any(n in self.probe_dense for n in names):
+            return "left dense by --target-cut: its saving costs too much disturbance on the probe"
         if self.include and not any(fnmatch.fnmatchcase(n, p) for p in self.include for n in names):
             return "not matched by --include"
         if site.problem:
@@ -60,14 +65,3 @@ class Policy:
             per = " per group" if site.group != 1 else ""
             return f"{site.channels_per_group} input channels{per} < --min-channels {self.min_channels}"
         return None
-
-
-def _candidate_names(site) -> List[str]:
-    node = site.node
-    names = [site.name]
-    if node.name:
-        names.append(node.name)
-    elif node.output:
-        names.append(f"<{node.output[0]}>")
-        names.append(node.output[0])
-    return names

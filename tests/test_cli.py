@@ -60,8 +60,8 @@ def test_rewrite_prints_the_table_and_writes_a_loadable_model(model_file, tmp_pa
 def test_rewrite_options_reach_the_model(model_file, tmp_path, capsys):
     out = tmp_path / "out.onnx"
     code, text, _ = run(["rewrite", model_file, out, "--hyperplanes", "9", "--tile", "2x3", "--sparsity", "0.5",
-                         "--seed", "4", "--no-centering", "--allow-1x1", "--exclude", "c2", "--min-channels", "8"],
-                        capsys)
+                         "--seed", "4", "--no-centering", "--allow-1x1", "--exclude", "c2", "--min-channels", "8",
+                         "--layer-hyperplanes", "p*=3"], capsys)
     assert code == 0
     nodes = {n.name: n for n in onnx.load(str(out)).graph.node}
     assert nodes["c2"].op_type == "Conv" and nodes["pw"].op_type == "HasteConv"
@@ -69,6 +69,8 @@ def test_rewrite_options_reach_the_model(model_file, tmp_path, capsys):
     assert (attrs["tile"], attrs["centering"], attrs["seed"], round(attrs["sparsity"], 4)) == ([2, 3], 0, 5, 0.5)
     planes = {i.name: i for i in onnx.load(str(out)).graph.initializer}["c1.hyperplanes"]
     assert list(planes.dims) == [9, 4 * 5]
+    planes = {i.name: i for i in onnx.load(str(out)).graph.initializer}["pw.hyperplanes"]
+    assert list(planes.dims) == [3, 2 * 3]
 
 
 def test_rewrite_json(model_file, tmp_path, capsys):
@@ -207,7 +209,9 @@ def test_internal_errors_are_one_line_with_exit_1(model_file, tmp_path, capsys, 
 
 
 @pytest.mark.parametrize("args", [["--hyperplanes", "0"], ["--hyperplanes", "65"], ["--tile", "0"],
-                                  ["--tile", "4x"], ["--sparsity", "1"], ["--seed", "-1"], ["--bogus"]])
+                                  ["--tile", "4x"], ["--sparsity", "1"], ["--seed", "-1"], ["--bogus"],
+                                  ["--layer-hyperplanes", "c1"], ["--layer-hyperplanes", "c1=0"],
+                                  ["--layer-hyperplanes", "=4"], ["--layer-hyperplanes", "c1=x"]])
 def test_usage_errors_exit_2(args, model_file, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["rewrite", str(model_file), str(tmp_path / "o.onnx"), *args])

@@ -74,6 +74,15 @@ def test_include_and_exclude_patterns():
     assert got["c1"][0] == "replaced"
 
 
+def test_layer_hyperplanes_pick_L_per_layer_first_match_wins():
+    options = HashingOptions(hyperplanes=9, layer_hyperplanes=(("c2", 5), ("c*", 7), ("c2", 3)))
+    model, report = rewrite_model(chain_model(), options)
+    got = {r.node: r.settings["hyperplanes"] for r in report.layers if r.status == "replaced"}
+    assert got == {"c1": 7, "c2": 5, "small": 9}
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert {name: inits[node.input[3]].shape[0] for name, node in haste_nodes(model).items()} == got
+
+
 def test_hasteconv_node_keeps_conv_and_adds_settings():
     original = chain_model()
     options = HashingOptions(hyperplanes=9, tile=(2, 3), sparsity=0.5, seed=7, centering=False)
@@ -177,7 +186,8 @@ def test_nothing_to_do_and_rejected_models():
 
 def test_invalid_hashing_options():
     for bad in (HashingOptions(hyperplanes=0), HashingOptions(hyperplanes=65), HashingOptions(sparsity=1.0),
-                HashingOptions(tile=(0, 4)), HashingOptions(seed=-1)):
+                HashingOptions(tile=(0, 4)), HashingOptions(seed=-1),
+                HashingOptions(layer_hyperplanes=(("c1", 0),)), HashingOptions(layer_hyperplanes=(("c1", 65),))):
         with pytest.raises(ValueError):
             rewrite_model(plain_model(), bad)
 

@@ -143,6 +143,7 @@ def rewrite_model(model: onnx.ModelProto, options: HashingOptions = HashingOptio
                                      "sparsity": options.sparsity, "seed": options.seed,
                                      "centering": options.centering,
                                      "magnitude_split": options.magnitude_split, "merge": options.merge,
+                                     "layer_hyperplanes": [list(p) for p in options.layer_hyperplanes],
                                      "policy": asdict(policy)})
     if not sites:
         raise ModelRejected("the model has no Conv node")

@@ -84,6 +84,19 @@ class ConvSite:
         return int(np.prod(self.weight_shape, dtype=np.int64) * np.prod(spatial, dtype=np.int64))
 
 
+def site_names(site: ConvSite) -> List[str]:
+    """The names `--include`/`--exclude`/`--layer-hyperplanes` patterns match: the site's, the node's, or
+    `<output>` and the output's name for an unnamed node."""
+    node = site.node
+    names = [site.name]
+    if node.name:
+        names.append(node.name)
+    elif node.output:
+        names.append(f"<{node.output[0]}>")
+        names.append(node.output[0])
+    return names
+
+
 def collect(model: onnx.ModelProto, types: Optional[TypeTable] = None) -> List[ConvSite]:
     """Every Conv and HasteConv in the traversal order, with shapes and static weights resolved."""
     types = types or TypeTable.infer(model)

@@ -7,7 +7,8 @@ name, outputs and doc string) by a HasteConv with
 - inputs `[X, W, B or "", hyperplanes]`;
 - every attribute of the Conv, unchanged, plus `tile`, `centering`,
   `magnitude_split` and `merge` (only when not the default), `seed` and `sparsity`;
-- `hyperplanes` = `draw_hyperplanes(L, pH*pW, sparsity, seed)`, a new float32
+- `hyperplanes` = `draw_hyperplanes(L, pH*pW, sparsity, seed)`, with L from
+  `--layer-hyperplanes` when a pattern matches the node's name, else `--hyperplanes`, a new float32
   initializer of the node's graph named `<node name or output>.hyperplanes`
   (made unique), where `(pH, pW) = patch_size(kernel, strides, dilations,
   tile)` and `seed` = `--seed` + the node's index among all Conv and
@@ -17,6 +18,7 @@ name, outputs and doc string) by a HasteConv with
 """
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from typing import Optional, Set, Tuple
 
@@ -25,7 +27,7 @@ from onnx import helper, numpy_helper
 
 from ..op.geometry import DEFAULT_TILE, DOMAIN, MAX_HYPERPLANES, OP_TYPE, patch_size
 from ..op.hyperplanes import draw_hyperplanes
-from .analysis import ConvSite
+from .analysis import ConvSite, site_names
 from .graphs import Scope, replace_node, unique_name
 
 DEFAULT_HYPERPLANES = 14
@@ -45,10 +47,15 @@ class HashingOptions:
     centering: bool = True
     magnitude_split: bool = False
     merge: str = DEFAULT_MERGE
+    # (shell pattern, L) pairs: a layer whose name matches takes that L; the first match wins.
+    layer_hyperplanes: Tuple[Tuple[str, int], ...] = ()
 
     def validate(self) -> None:
         if not 1 <= self.hyperplanes <= MAX_HYPERPLANES:
             raise ValueError(f"--hyperplanes must be between 1 and {MAX_HYPERPLANES}, got {self.hyperplanes}")
+        for pattern, count in self.layer_hyperplanes:
+            if not 1 <= count <= MAX_HYPERPLANES:
+                raise ValueError(f"--layer-hyperplanes {pattern}={count}: L must be between 1 and {MAX_HYPERPLANES}")
         if len(self.tile) != 2 or min(self.tile) < 1:
             raise ValueError(f"--tile must be positive, got {'x'.join(map(str, self.tile))}")
         if not 0.0 <= self.sparsity < 1.0:
@@ -61,6 +68,27 @@ class HashingOptions:
     def node_seed(self, site: ConvSite) -> int:
         return self.seed + site.index
 
+    def hyperplanes_for(self, site: ConvSite) -> int:
+        """L of this layer: the first `layer_hyperplanes` pattern matching one of its names, else `hyperplanes`."""
+        names = site_names(site)
+        for pattern, count in self.layer_hyperplanes:
+            if any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                return count
+        return self.hyperplanes
+
+
+def hyperplanes_label(settings: dict) -> str:
+    """'L=14', or 'L=14; L=10 for layer*' with per-layer overrides (summarised when many), from a settings
+    dict (JSON form)."""
+    text = f"L={settings['hyperplanes']}"
+    overrides = settings.get("layer_hyperplanes") or ()
+    if len(overrides) > 3:
+        counts = [count for _, count in overrides]
+        return f"L={min(counts)}..{max(counts)} for {len(overrides)} named layers, else {text}"
+    for pattern, count in overrides:
+        text += f"; L={count} for {pattern}"
+    return text
+
 
 def replace_conv(site: ConvSite, node: onnx.NodeProto, options: HashingOptions, taken: Set[str],
                  out_type: Optional[onnx.TypeProto]) -> dict:
@@ -68,7 +96,8 @@ def replace_conv(site: ConvSite, node: onnx.NodeProto, options: HashingOptions, 
     conv = site.conv
     ph, pw = patch_size(conv.kernel_shape, conv.strides, conv.dilations, options.tile)
     seed = options.node_seed(site)
-    planes = draw_hyperplanes(options.hyperplanes, ph * pw, options.sparsity, seed)
+    hyperplanes = options.hyperplanes_for(site)
+    planes = draw_hyperplanes(hyperplanes, ph * pw, options.sparsity, seed)
     hp_name = unique_name(f"{node.name or node.output[0]}.hyperplanes", taken)
     site.scope.graph.initializer.append(numpy_helper.from_array(planes, hp_name))
 
@@ -89,7 +118,7 @@ def replace_conv(site: ConvSite, node: onnx.NodeProto, options: HashingOptions, 
         new.attribute.append(helper.make_attribute("merge", options.merge))
     replace_node(site.scope.graph, node, new)
     write_value_info(site.scope, new.output[0], out_type)
-    return {"hyperplanes": options.hyperplanes, "tile": list(options.tile), "patch": [ph, pw],
+    return {"hyperplanes": hyperplanes, "tile": list(options.tile), "patch": [ph, pw],
             "sparsity": float(options.sparsity), "seed": seed, "centering": bool(options.centering),
             "magnitude_split": bool(options.magnitude_split), "merge": options.merge}
 

@@ -1,0 +1,269 @@
+"""Hyperplanes per layer, chosen by probing the model: data-free by default.
+
+One L for every layer spends FLOPs where they buy little accuracy: layers
+differ in how much their merging disturbs the network's output per MAC saved
+(docs/ablations.md). `allocate` measures that per layer and picks each
+layer's L (or leaves the layer dense) to save a target share of the conv MACs
+for the least disturbance:
+
+1. Probe inputs. `synthetic_probe` makes images of blocky uniform noise
+   (uniform values on a grid of 4x4-pixel blocks, normalised with the
+   model's mean/std): no data set is read, so the result stays data-free.
+   Callers may pass real unlabelled images instead (calibration, a separate
+   and clearly named mode: `--probe fashion-mnist-train`).
+2. For every layer the policy would replace and every candidate L, only that
+   layer is rewritten and the probe is run: the disturbance is the mean
+   KL divergence of the output's softmax from the original's (outputs of
+   shape [N, K]), or else the output's relative squared error; the MACs
+   saved, net of hashing, centring and merging, come from the kernel's own
+   counters (`stats`).
+3. Each layer gets one of "dense" or a candidate L so that the summed net
+   saving reaches `target` times the model's conv MACs with the least summed
+   disturbance (a multiple-choice knapsack, solved exactly by dynamic
+   programming). Disturbances are assumed to add up.
+
+The probe's noise merges differently from real images, so the saving reached
+on real data differs from the target (on the Fashion-MNIST models it is
+higher: real feature maps are smoother). What transfers is the ranking of the
+layers (docs/ablations.md has the numbers).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import onnx
+
+from .policy import Policy
+from .rewrite.conv_to_haste import HashingOptions
+
+DEFAULT_CANDIDATES = (6, 8, 10, 12, 14, 16)
+DEFAULT_PROBE_IMAGES = 64
+PROBE_SEED = 0
+BLOCK = 4  # pixels per side of one noise block
+
+
+def synthetic_probe(model: onnx.ModelProto, count: int = DEFAULT_PROBE_IMAGES, mean: Sequence[float] = (0.2860,),
+                    std: Sequence[float] = (0.3530,), seed: int = PROBE_SEED) -> np.ndarray:
+    """`count` float32 NCHW images of blocky uniform noise for `model`'s first input (no data read)."""
+    from .evaluate import input_info
+
+    _, dims = input_info(model)
+    if len(dims) != 4 or any(d is None for d in dims[1:]):
+        raise ValueError("a synthetic probe needs a model input of fixed shape [N, C, H, W]")
+    _, channels, height, width = dims
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((count, channels, -(-height // BLOCK), -(-width // BLOCK)), dtype=np.float32)
+    images = np.repeat(np.repeat(coarse, BLOCK, axis=2), BLOCK, axis=3)[:, :, :height, :width]
+    mean = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    return np.ascontiguousarray((images - mean) / std, dtype=np.float32)
+
+
+def default_mean_std(model: onnx.ModelProto) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """Fashion-MNIST's normalisation for 1-channel inputs, ImageNet's for 3 channels, else 0.5 / 0.25."""
+    from .evaluate import input_info
+
+    dims = input_info(model)[1]
+    channels = dims[1] if len(dims) > 1 else None
+    if channels == 1:
+        return (0.2860,), (0.3530,)
+    if channels == 3:
+        return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    return (0.5,), (0.25,)
+
+
+def probe_images(model: onnx.ModelProto, probe: str, count: int, mean=None, std=None):
+    """(images, mean, std) for `probe`: "synthetic" (no data) or "fashion-mnist-train" (unlabelled, calibration)."""
+    from .model_io import InputError
+
+    if mean is None or std is None:
+        mean, std = default_mean_std(model)
+    if probe == "synthetic":
+        try:
+            return synthetic_probe(model, count, mean, std), mean, std
+        except ValueError as err:
+            raise InputError(str(err)) from err
+    if probe == "fashion-mnist-train":
+        from . import data as hdata
+        from .evaluate import prepare_images
+
+        try:
+            raw, _ = hdata.load_fashion_mnist("train")
+        except hdata.DatasetNotFoundError as err:
+            raise InputError(f"--probe fashion-mnist-train: Fashion-MNIST's training split not found; get it with "
+                             f"`{hdata.FETCH_COMMAND}`") from err
+        return prepare_images(raw[:count], model, mean, std), mean, std
+    raise InputError(f"unknown probe {probe!r}")
+
+
+def output_disturbance(reference: np.ndarray, output: np.ndarray) -> float:
+    """Mean KL(softmax(reference) || softmax(output)) for [N, K] outputs, else relative squared error."""
+    a, b = np.asarray(reference, np.float64), np.asarray(output, np.float64)
+    if a.ndim == 2 and a.shape[1] > 1:
+        la = a - a.max(axis=1, keepdims=True)
+        lb = b - b.max(axis=1, keepdims=True)
+        la -= np.log(np.exp(la).sum(axis=1, keepdims=True))
+        lb -= np.log(np.exp(lb).sum(axis=1, keepdims=True))
+        return float(np.mean(np.sum(np.exp(la) * (la - lb), axis=1)))
+    scale = float(np.sum(a * a))
+    return float(np.sum((a - b) ** 2) / scale) if scale > 0 else 0.0
+
+
+@dataclass
+class LayerProbe:
+    """What rewriting one layer alone at each candidate L did to the probe."""
+
+    node: str
+    dense_macs: float  # per image
+    choices: Dict[int, Tuple[float, float]] = field(default_factory=dict)  # L -> (disturbance, net MACs saved)
+
+
+@dataclass
+class Allocation:
+    layers: Dict[str, Optional[int]]  # node -> L, or None: left dense
+    probes: List[LayerProbe]
+    target: float
+    conv_macs: float  # per image, all convs of the model
+    estimated_cut: float  # net saving on the probe / conv MACs
+    estimated_disturbance: float
+    probe: str
+
+    def overrides(self) -> Tuple[Tuple[str, int], ...]:
+        """`HashingOptions.layer_hyperplanes` pairs (exact names)."""
+        return tuple((literal_pattern(n), L) for n, L in self.layers.items() if L is not None)
+
+    def dense(self) -> List[str]:
+        """The layers left dense (`Policy.probe_dense`)."""
+        return [n for n, L in self.layers.items() if L is None]
+
+    def apply(self, options: HashingOptions, policy: Policy) -> Tuple[HashingOptions, Policy]:
+        return (replace(options, layer_hyperplanes=self.overrides() + tuple(options.layer_hyperplanes)),
+                replace(policy, probe_dense=list(policy.probe_dense) + self.dense()))
+
+    def summary_line(self) -> str:
+        return self.line_from_json(self.to_json())
+
+    @staticmethod
+    def line_from_json(doc: dict) -> str:
+        chosen = [L for L in doc["layers"].values() if L is not None]
+        dense = sum(1 for L in doc["layers"].values() if L is None)
+        spread = f"L={min(chosen)}..{max(chosen)}" if chosen else "no layer replaced"
+        return (f"hyperplanes per layer from the {doc['probe']} probe: {spread}"
+                + (f", {dense} layer(s) left dense" if dense else "")
+                + f"; cut on the probe {100 * doc['estimated_cut']:.1f}% of conv MACs with overheads "
+                  f"(target {100 * doc['target_cut']:.1f}%)")
+
+    def to_json(self) -> dict:
+        return {"probe": self.probe, "target_cut": self.target, "estimated_cut": self.estimated_cut,
+                "estimated_disturbance": self.estimated_disturbance, "conv_macs": self.conv_macs,
+                "layers": {n: L for n, L in self.layers.items()},
+                "measurements": [{"node": p.node, "dense_macs": p.dense_macs,
+                                  "choices": {str(L): {"disturbance": d, "net_saved_macs": s}
+                                              for L, (d, s) in sorted(p.choices.items())}} for p in self.probes]}
+
+
+def literal_pattern(name: str) -> str:
+    """A shell pattern that matches exactly `name` (fnmatch has no escape character)."""
+    return "".join(f"[{ch}]" if ch in "*?[" else ch for ch in name)
+
+
+def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOptions, policy: Policy,
+                 candidates: Sequence[int] = DEFAULT_CANDIDATES, threads: Optional[int] = 2,
+                 progress: Optional[Callable[[str], None]] = None) -> Tuple[List[LayerProbe], float]:
+    """Per replaced layer and candidate L: (disturbance, net MACs saved per image); and the conv MACs."""
+    from .evaluate import Predictor, add_stats_outputs, conv_layers
+    from .op.reference import STATS_FIELDS
+    from .rewrite import rewrite_model
+
+    say = progress or (lambda text: None)
+    _, report = rewrite_model(model, options, policy)
+    names = [r.node for r in report.layers if r.status == "replaced"]
+    conv_macs = float(sum(r["macs"] for r in conv_layers(model) if r["macs"] is not None))
+    original = Predictor(model, threads)
+    reference = original.session.run([original.logits_name], {original.input_name: images})[0]
+    n = len(images)
+    probes = []
+    for i, name in enumerate(names, 1):
+        probe = LayerProbe(name, 0.0)
+        say(f"probing layer {i}/{len(names)} ({name}) at L={','.join(map(str, candidates))} ...")
+        for count in candidates:
+            one = replace(options, hyperplanes=count, layer_hyperplanes=())
+            only = replace(policy, include=[literal_pattern(name)])
+            rewritten, _ = rewrite_model(model, one, only)
+            measured, pairs = add_stats_outputs(rewritten)
+            outputs = Predictor(measured, threads, pairs).run(images)
+            c = dict(zip(STATS_FIELDS, (int(v) for v in np.asarray(outputs[1]).reshape(-1))))
+            overhead = c["centering_ops"] + c["hashing_ops"] + c["merge_ops"]
+            probe.dense_macs = c["dense_macs"] / n
+            saved = (c["dense_macs"] - c["haste_macs"] - overhead) / n
+            probe.choices[count] = (output_disturbance(reference, outputs[0]), saved)
+        probes.append(probe)
+    return probes, conv_macs
+
+
+def choose(probes: List[LayerProbe], conv_macs: float, target: float,
+           resolution: int = 4000) -> Tuple[Dict[str, Optional[int]], float, float]:
+    """Per layer None (dense) or an L: the least summed disturbance whose summed saving reaches target * conv_macs.
+
+    A multiple-choice knapsack solved exactly by dynamic programming over the
+    saving in steps of conv_macs / resolution (each choice's saving rounded
+    down, so the real sum never falls short). Choices that save nothing are
+    never better than dense. Returns (choice, saving / conv_macs, summed
+    disturbance); when the target is out of reach, every layer takes its
+    largest saving.
+    """
+    step = conv_macs / resolution
+    need = int(math.ceil(target * resolution - 1e-9))
+    options = [[(count, d, s, int(math.floor(s / step + 1e-6))) for count, (d, s) in sorted(p.choices.items()) if s > 0]
+               for p in probes]
+    reachable = sum(max((o[3] for o in opts), default=0) for opts in options)
+    if reachable < need:
+        choice = {p.node: (max(opts, key=lambda o: o[2])[0] if opts else None) for p, opts in zip(probes, options)}
+    else:
+        # best[b]: least disturbance with min(saving, need) == b steps; back[i][b]: the choice that got there
+        inf = float("inf")
+        best = [0.0] + [inf] * need
+        back = []
+        for opts in options:
+            new, how = best[:], [None] * (need + 1)
+            for b, dist in enumerate(best):
+                if dist == inf:
+                    continue
+                for k, (_, d, _, steps) in enumerate(opts):
+                    t = min(need, b + steps)
+                    if dist + d < new[t]:
+                        new[t], how[t] = dist + d, (b, k)
+            back.append(how)
+            best = new
+        choice, b = {}, need
+        for p, opts, how in zip(reversed(probes), reversed(options), reversed(back)):
+            if how[b] is None:
+                choice[p.node] = None
+            else:
+                b, k = how[b]
+                choice[p.node] = opts[k][0]
+        choice = {p.node: choice[p.node] for p in probes}
+    saved = sum(p.choices[choice[p.node]][1] for p in probes if choice[p.node] is not None)
+    disturbance = sum(p.choices[choice[p.node]][0] for p in probes if choice[p.node] is not None)
+    return choice, saved / conv_macs, disturbance
+
+
+def allocate(model: onnx.ModelProto, options: HashingOptions, policy: Policy, target: float,
+             images: Optional[np.ndarray] = None, probe: str = "synthetic",
+             candidates: Sequence[int] = DEFAULT_CANDIDATES, threads: Optional[int] = 2,
+             mean: Sequence[float] = (0.2860,), std: Sequence[float] = (0.3530,),
+             progress: Optional[Callable[[str], None]] = None) -> Allocation:
+    """Choose L per layer (see the module docstring); `images` replace the synthetic probe when given."""
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"the target cut must be in (0, 1), got {target}")
+    if not candidates or any(not 1 <= c <= 64 for c in candidates):
+        raise ValueError("candidate hyperplane counts must be in 1..64")
+    if images is None:
+        images = synthetic_probe(model, mean=mean, std=std)
+    probes, conv_macs = probe_layers(model, np.ascontiguousarray(images, np.float32), options, policy,
+                                     sorted(set(candidates)), threads, progress)
+    layers, cut, disturbance = choose(probes, conv_macs, target)
+    return Allocation(layers, probes, target, conv_macs, cut, disturbance, probe)

@@ -1,0 +1,167 @@
+"""Hyperplanes per layer from a probe (`haste_onnx.allocate`, `--target-cut`)."""
+import fnmatch
+import itertools
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from haste_onnx import cli
+from haste_onnx.allocate import (LayerProbe, allocate, choose, literal_pattern, output_disturbance, probe_layers,
+                                 synthetic_probe)
+from haste_onnx.evaluate import Predictor, add_stats_outputs
+from haste_onnx.op.reference import STATS_FIELDS
+from haste_onnx.policy import Policy
+from haste_onnx.rewrite import HashingOptions, rewrite_model
+from test_eval import net_model
+
+
+def test_synthetic_probe_is_seeded_blocky_normalised_noise():
+    model = net_model(12, 10)
+    a = synthetic_probe(model, 5, mean=(0.5,), std=(0.25,))
+    assert a.shape == (5, 1, 12, 10) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, synthetic_probe(model, 5, mean=(0.5,), std=(0.25,)))
+    assert not np.array_equal(a, synthetic_probe(model, 5, mean=(0.5,), std=(0.25,), seed=1))
+    pixels = a * 0.25 + 0.5
+    assert pixels.min() >= 0 and pixels.max() <= 1
+    blocks = pixels[:, :, :12:4, :10:4]  # every 4x4 block is one value
+    np.testing.assert_allclose(pixels, np.repeat(np.repeat(blocks, 4, 2), 4, 3)[:, :, :12, :10], rtol=0, atol=1e-6)
+    assert len(np.unique(blocks)) == blocks.size  # and the blocks differ
+
+
+def test_output_disturbance():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 10))
+    assert output_disturbance(logits, logits) == pytest.approx(0, abs=1e-12)
+    assert output_disturbance(logits, logits + 3.0) == pytest.approx(0, abs=1e-12)  # softmax ignores shifts
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    q_logits = logits + rng.normal(size=logits.shape)
+    q = np.exp(q_logits) / np.exp(q_logits).sum(1, keepdims=True)
+    assert output_disturbance(logits, q_logits) == pytest.approx(np.mean(np.sum(p * np.log(p / q), 1)))
+    maps = rng.normal(size=(2, 3, 4, 4))
+    assert output_disturbance(maps, 1.1 * maps) == pytest.approx(0.01)
+
+
+def _probes(table):
+    return [LayerProbe(name, 100.0, {L: ds for L, ds in choices.items()}) for name, choices in table.items()]
+
+
+def _best_by_brute_force(probes, need):
+    best = None
+    options = [[None] + sorted(p.choices) for p in probes]
+    for combo in itertools.product(*options):
+        saved = sum(p.choices[L][1] for p, L in zip(probes, combo) if L is not None)
+        dist = sum(p.choices[L][0] for p, L in zip(probes, combo) if L is not None)
+        if saved >= need and (best is None or dist < best[0] - 1e-12):
+            best = (dist, combo)
+    return best
+
+
+def test_choose_reaches_the_target_with_the_least_disturbance():
+    table = {
+        "cheap": {16: (0.001, 10.0), 12: (0.003, 20.0), 8: (0.009, 30.0)},
+        "dear": {16: (0.004, 10.0), 12: (0.012, 20.0), 8: (0.036, 30.0)},
+        "middle": {16: (0.002, 10.0), 12: (0.006, 20.0), 8: (0.018, 30.0)},
+    }
+    probes = _probes(table)
+    for target in (0.05, 0.2, 0.3, 0.5, 0.6, 0.8):
+        choice, cut, dist = choose(probes, 100.0, target)
+        assert cut >= target - 1e-9
+        chosen = [choice[p.node] for p in probes]
+        assert dist == pytest.approx(sum(p.choices[L][0] for p, L in zip(probes, chosen) if L is not None))
+        best = _best_by_brute_force(probes, target * 100.0)
+        assert dist == pytest.approx(best[0]), (target, chosen, best)
+    choice, _, _ = choose(probes, 100.0, 0.2)
+    assert choice == {"cheap": 12, "dear": None, "middle": None}
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # random tables against brute force
+        probes = [LayerProbe(f"l{i}", 100.0, {L: (float(rng.random()), float(rng.integers(-5, 40)))
+                                              for L in rng.choice([4, 8, 12, 16], rng.integers(1, 4), replace=False)})
+                  for i in range(4)]
+        target = float(rng.uniform(0.01, 0.9))
+        choice, cut, dist = choose(probes, 100.0, target)
+        best = _best_by_brute_force(probes, target * 100.0)
+        if best is None:
+            assert all(choice[p.node] is None or p.choices[choice[p.node]][1] == max(s for _, s in p.choices.values())
+                       for p in probes)
+        else:
+            assert cut >= target - 1e-9 and dist == pytest.approx(best[0])
+
+
+def test_choose_when_the_target_is_out_of_reach_takes_every_positive_saving():
+    probes = _probes({"a": {8: (0.01, 30.0), 12: (0.001, 10.0)}, "b": {8: (0.02, -5.0)}})
+    choice, cut, _ = choose(probes, 100.0, 0.9)
+    assert choice == {"a": 8, "b": None} and cut == pytest.approx(0.3)
+
+
+def test_literal_pattern_matches_only_its_name():
+    for name in ("/layers/layers.0/conv1/Conv", "odd[1]*?name", "plain"):
+        pattern = literal_pattern(name)
+        assert fnmatch.fnmatchcase(name, pattern)
+    assert not fnmatch.fnmatchcase("oddX1]*?name", literal_pattern("odd[1]*?name"))
+    assert not fnmatch.fnmatchcase("/layers/layers.0/conv1/ConvX", literal_pattern("/layers/layers.0/conv1/Conv"))
+
+
+def test_probe_measures_each_layer_alone_with_the_kernel_counters():
+    model = net_model()
+    images = synthetic_probe(model, 4)
+    probes, conv_macs = probe_layers(model, images, HashingOptions(), Policy(), candidates=(4, 64), threads=1)
+    assert [p.node for p in probes] == ["c1", "c2"]
+    assert conv_macs == 12 * 12 * 9 * (16 + 16 * 16 + 16 * 24) + 12 * 12 * 24 * 24
+    reference = Predictor(model, 1).run(images)[0]
+    for p in probes:
+        assert p.dense_macs == 12 * 12 * 9 * 16 * (16 if p.node == "c1" else 24)
+        # independently: rewrite that layer alone, run it, read its counters
+        rewritten, _ = rewrite_model(model, HashingOptions(hyperplanes=4), Policy(include=[p.node]))
+        measured, pairs = add_stats_outputs(rewritten)
+        out = Predictor(measured, 1, pairs).run(images)
+        c = dict(zip(STATS_FIELDS, np.asarray(out[1]).reshape(-1).tolist()))
+        saved = (c["dense_macs"] - c["haste_macs"] - c["centering_ops"] - c["hashing_ops"] - c["merge_ops"]) / 4
+        assert p.choices[4] == (pytest.approx(output_disturbance(reference, out[0])), pytest.approx(saved))
+        assert p.choices[4][1] > p.choices[64][1]  # fewer hyperplanes merge more
+        assert p.choices[64][1] < 0  # nothing merges at L=64: only the overheads remain
+
+
+def test_allocate_then_rewrite_uses_the_chosen_counts():
+    model = net_model()
+    allocation = allocate(model, HashingOptions(), Policy(), 0.05, candidates=(2, 4, 8), threads=1)
+    assert set(allocation.layers) == {"c1", "c2"}
+    assert allocation.estimated_cut >= 0.05
+    options, policy = allocation.apply(HashingOptions(), Policy())
+    _, report = rewrite_model(model, options, policy)
+    got = {r.node: (r.settings["hyperplanes"] if r.status == "replaced" else None)
+           for r in report.layers if r.node in ("c1", "c2")}
+    assert got == allocation.layers
+    for r in report.layers:
+        if r.node in allocation.layers and allocation.layers[r.node] is None:
+            assert r.reason.startswith("left dense by --target-cut")
+
+
+def test_cli_rewrite_with_target_cut(tmp_path, capsys):
+    src, out = tmp_path / "net.onnx", tmp_path / "out.onnx"
+    onnx.save(net_model(), str(src))
+    code = cli.main(["rewrite", str(src), str(out), "--json", "--target-cut", "0.05", "--candidates", "2,4,8",
+                     "--probe-images", "4"])
+    text, _ = capsys.readouterr()
+    assert code == 0
+    doc = json.loads(text)
+    alloc = doc["allocation"]
+    assert alloc["probe"] == "synthetic" and alloc["target_cut"] == 0.05
+    assert set(alloc["layers"]) == {"c1", "c2"}
+    assert all(set(m["choices"]) == {"2", "4", "8"} for m in alloc["measurements"])
+    planes = {i.name: i for i in onnx.load(str(out)).graph.initializer}
+    for name, count in alloc["layers"].items():
+        if count is not None:
+            assert planes[f"{name}.hyperplanes"].dims[0] == count
+
+
+@pytest.mark.parametrize("args", [["--target-cut", "0"], ["--target-cut", "1"], ["--candidates", "0,4"],
+                                  ["--candidates", "x"], ["--probe", "imagenet"], ["--probe-images", "0"]])
+def test_allocation_usage_errors_exit_2(args, tmp_path):
+    src = tmp_path / "net.onnx"
+    onnx.save(net_model(), str(src))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["rewrite", str(src), str(tmp_path / "o.onnx"), *args])
+    assert exc.value.code == 2
+    assert not (tmp_path / "o.onnx").exists()
