@@ -182,8 +182,11 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOpt
     _, report = rewrite_model(model, options, policy)
     names = [r.node for r in report.layers if r.status == "replaced"]
     conv_macs = float(sum(r["macs"] for r in conv_layers(model) if r["macs"] is not None))
-    original = Predictor(model, threads)
-    reference = original.session.run([original.logits_name], {original.input_name: images})[0]
+    from .runtime import inference_session
+
+    session = inference_session(model, threads=threads)
+    reference = session.run([session.get_outputs()[0].name], {session.get_inputs()[0].name: images})[0]
+    del session
     n = len(images)
     probes = []
     for i, name in enumerate(names, 1):

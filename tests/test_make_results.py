@@ -103,7 +103,7 @@ def test_tables(mr, results, tmp_path):
     # best points: L14 within 1.25 pt, L16 within 1 pt, each with the command that reproduces it
     best125 = _row(text, "| <= 1.25 pt |")
     assert best125.startswith("| <= 1.25 pt | 14 | 0 1 2 | -1.10 ± 0.10 pt | 28.1% ± 0.1 | 25.1% ± 0.1 |")
-    assert "`haste-onnx eval ../shared/models/resnet18_fmnist.onnx -L 14 --seeds 0 1 2 --threads 1`" in best125
+    assert "`haste-onnx eval ../shared/models/resnet18_fmnist.onnx -L 14 --merge mean --seeds 0 1 2 --threads 1`" in best125
     assert _row(text, "| <= 1 pt |").startswith("| <= 1 pt | 16 | 0 1 2 | -0.80 ± 0.10 pt | 20.0% ± 0.0 | 17.0% ± 0.0 |")
     # every seed of L14 (-1.0 to -1.2 pt) is within 1.25 pt: no caveat
     assert "At <= 1.25 pt" not in text
@@ -121,7 +121,7 @@ def test_tables(mr, results, tmp_path):
     # ResNet-20 and MobileNetV2 sections
     assert "| 14 | 0 1 2 | 91.38% ± 0.00 | -0.28 ± 0.00 pt |" in text
     mn = _row(text, "| `haste-onnx eval mobilenetv2")
-    assert "--allow-1x1 -L 64 --sparsity 0 --tile 8 --magnitude-split --seed 0" in mn
+    assert "--allow-1x1 -L 64 --sparsity 0 --tile 8 --magnitude-split --merge mean --seed 0" in mn
     assert "| 100% | 75% | 100% | 4.75 of 5 |" in mn and "| 2.5% | -70.0% |" in mn
     # the summary repeats the key numbers; "Not covered" says what the grid lacks
     assert ("- **ResNet-18, loss <= 1.25 pt:** L = 14 (3 seeds): -1.10 ± 0.10 pt, all conv MACs cut 28.1% ± 0.1 "
@@ -173,12 +173,16 @@ def test_svg_is_wellformed(mr, results):
 def test_grid_and_order(mr):
     points = mr.grid()
     order = mr.run_order(points)
-    assert len(order) == 4 * 3 + 5 * 3 + 5 + 2 * 3
+    ablation = 3 * 3 + 2 * 3 + 1  # merge=project at 3 L, two probe targets, one calibration (1 seed)
+    assert len(order) == 4 * 3 + 5 * 3 + 5 + 2 * 3 + ablation + 3 * 3
+    assert len(order) == sum(len(p["seeds"]) for p in points)
     assert len(set((p["model"], p["tag"], s) for p, s in order)) == len(order)
     r18 = [(p["tag"], s) for p, s in order if p["model"] == "resnet18"]
-    # the third seed of L16 and L8 only after every other main point, the ablation last
+    # the third seed of L16 and L8 only after every other main point, then the split ablation, then #8's changes
     assert r18.index(("L16", 2)) > r18.index(("L10", 2)) and r18.index(("L8", 2)) > r18.index(("L10", 2))
-    assert all(t.endswith("_msplit") for t, _ in r18[-5:])
+    assert all(t.endswith("_msplit") for t, _ in r18[-5 - ablation:-ablation])
+    assert [p["group"] for p, _ in order[-ablation - 9:-9]] == ["ablation"] * ablation
+    assert all(p["model"] == "resnet18_ours" for p, _ in order[-9:])
 
 
 def test_commands_parse_with_the_real_cli(mr):
@@ -193,5 +197,9 @@ def test_commands_parse_with_the_real_cli(mr):
         assert args.magnitude_split == bool(point.get("magnitude_split"))
         assert args.allow_1x1 == bool(point.get("allow_1x1"))
         assert tuple(args.tile) == tuple(point.get("tile", (4, 4)))
+        assert args.merge == point.get("merge", "mean")  # the grid's points are the published method unless said
+        assert args.allow_strided == bool(point.get("allow_strided"))
+        assert args.target_cut == point.get("target_cut")
+        assert args.probe == point.get("probe", "synthetic")
         if "sparsity" in point:
             assert args.sparsity == point["sparsity"]

@@ -64,9 +64,9 @@ def test_earlier_folder_wins(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name, command", [
-    ("resnet18", "python models/train.py resnet18 --out"),
-    ("resnet34", "python models/train.py resnet34 --out"),
-    ("vgg16", "python models/train.py vgg16_bn --out"),
+    ("resnet18", "python models/train.py resnet18 --epochs 4 --bf16 --out"),
+    ("resnet34", "python models/train.py resnet34 --epochs 4 --bf16 --out"),
+    ("vgg16", "python models/train.py vgg16_bn --epochs 4 --bf16 --out"),
     ("mobilenetv2", "python models/export_mobilenetv2.py"),
 ])
 def test_not_built_says_how_to_build(name, command, only_cache):
