@@ -118,12 +118,18 @@ class LayerProbe:
 
     node: str
     dense_macs: float  # per image
-    choices: Dict[int, Tuple[float, float]] = field(default_factory=dict)  # L -> (disturbance, net MACs saved)
+    # (L, tile) -> (disturbance, net MACs saved per image)
+    choices: Dict[Tuple[int, Tuple[int, int]], Tuple[float, float]] = field(default_factory=dict)
+
+
+def choice_text(choice) -> str:
+    count, (th, tw) = choice
+    return f"L={count} tile={th}x{tw}"
 
 
 @dataclass
 class Allocation:
-    layers: Dict[str, Optional[int]]  # node -> L, or None: left dense
+    layers: Dict[str, Optional[Tuple[int, Tuple[int, int]]]]  # node -> (L, tile), or None: left dense
     probes: List[LayerProbe]
     target: float
     conv_macs: float  # per image, all convs of the model
@@ -133,14 +139,19 @@ class Allocation:
 
     def overrides(self) -> Tuple[Tuple[str, int], ...]:
         """`HashingOptions.layer_hyperplanes` pairs (exact names)."""
-        return tuple((literal_pattern(n), L) for n, L in self.layers.items() if L is not None)
+        return tuple((literal_pattern(n), c[0]) for n, c in self.layers.items() if c is not None)
+
+    def tile_overrides(self) -> Tuple[Tuple[str, Tuple[int, int]], ...]:
+        """`HashingOptions.layer_tiles` pairs (exact names)."""
+        return tuple((literal_pattern(n), tuple(c[1])) for n, c in self.layers.items() if c is not None)
 
     def dense(self) -> List[str]:
         """The layers left dense (`Policy.probe_dense`)."""
         return [n for n, L in self.layers.items() if L is None]
 
     def apply(self, options: HashingOptions, policy: Policy) -> Tuple[HashingOptions, Policy]:
-        return (replace(options, layer_hyperplanes=self.overrides() + tuple(options.layer_hyperplanes)),
+        return (replace(options, layer_hyperplanes=self.overrides() + tuple(options.layer_hyperplanes),
+                        layer_tiles=self.tile_overrides() + tuple(options.layer_tiles)),
                 replace(policy, probe_dense=list(policy.probe_dense) + self.dense()))
 
     def summary_line(self) -> str:
@@ -148,9 +159,11 @@ class Allocation:
 
     @staticmethod
     def line_from_json(doc: dict) -> str:
-        chosen = [L for L in doc["layers"].values() if L is not None]
-        dense = sum(1 for L in doc["layers"].values() if L is None)
-        spread = f"L={min(chosen)}..{max(chosen)}" if chosen else "no layer replaced"
+        chosen = [c for c in doc["layers"].values() if c is not None]
+        dense = len(doc["layers"]) - len(chosen)
+        counts = [c["hyperplanes"] for c in chosen]
+        tiles = sorted({"x".join(map(str, c["tile"])) for c in chosen})
+        spread = (f"L={min(counts)}..{max(counts)}, tile {'/'.join(tiles)}" if chosen else "no layer replaced")
         return (f"hyperplanes per layer from the {doc['probe']} probe: {spread}"
                 + (f", {dense} layer(s) left dense" if dense else "")
                 + f"; cut on the probe {100 * doc['estimated_cut']:.1f}% of conv MACs with overheads "
@@ -159,10 +172,11 @@ class Allocation:
     def to_json(self) -> dict:
         return {"probe": self.probe, "target_cut": self.target, "estimated_cut": self.estimated_cut,
                 "estimated_disturbance": self.estimated_disturbance, "conv_macs": self.conv_macs,
-                "layers": {n: L for n, L in self.layers.items()},
+                "layers": {n: (None if c is None else {"hyperplanes": c[0], "tile": list(c[1])})
+                           for n, c in self.layers.items()},
                 "measurements": [{"node": p.node, "dense_macs": p.dense_macs,
-                                  "choices": {str(L): {"disturbance": d, "net_saved_macs": s}
-                                              for L, (d, s) in sorted(p.choices.items())}} for p in self.probes]}
+                                  "choices": {choice_text(c): {"disturbance": d, "net_saved_macs": s}
+                                              for c, (d, s) in sorted(p.choices.items())}} for p in self.probes]}
 
 
 def literal_pattern(name: str) -> str:
@@ -172,8 +186,12 @@ def literal_pattern(name: str) -> str:
 
 def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOptions, policy: Policy,
                  candidates: Sequence[int] = DEFAULT_CANDIDATES, threads: Optional[int] = 2,
-                 progress: Optional[Callable[[str], None]] = None) -> Tuple[List[LayerProbe], float]:
-    """Per replaced layer and candidate L: (disturbance, net MACs saved per image); and the conv MACs."""
+                 progress: Optional[Callable[[str], None]] = None,
+                 tiles: Optional[Sequence[Tuple[int, int]]] = None) -> Tuple[List[LayerProbe], float]:
+    """Per replaced layer and candidate (L, tile): (disturbance, net MACs saved per image); and the conv MACs.
+
+    `tiles` defaults to `options.tile` alone.
+    """
     from .evaluate import Predictor, add_stats_outputs, conv_layers
     from .op.reference import STATS_FIELDS
     from .rewrite import rewrite_model
@@ -188,12 +206,14 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOpt
     reference = session.run([session.get_outputs()[0].name], {session.get_inputs()[0].name: images})[0]
     del session
     n = len(images)
+    tiles = [tuple(t) for t in (tiles or [options.tile])]
     probes = []
     for i, name in enumerate(names, 1):
         probe = LayerProbe(name, 0.0)
-        say(f"probing layer {i}/{len(names)} ({name}) at L={','.join(map(str, candidates))} ...")
-        for count in candidates:
-            one = replace(options, hyperplanes=count, layer_hyperplanes=())
+        say(f"probing layer {i}/{len(names)} ({name}) at L={','.join(map(str, candidates))}"
+            + (f", tiles {','.join('x'.join(map(str, t)) for t in tiles)}" if len(tiles) > 1 else "") + " ...")
+        for count, tile in [(c, t) for t in tiles for c in candidates]:
+            one = replace(options, hyperplanes=count, layer_hyperplanes=(), tile=tile, layer_tiles=())
             only = replace(policy, include=[literal_pattern(name)])
             rewritten, _ = rewrite_model(model, one, only)
             measured, pairs = add_stats_outputs(rewritten)
@@ -202,14 +222,14 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOpt
             overhead = c["centering_ops"] + c["hashing_ops"] + c["merge_ops"]
             probe.dense_macs = c["dense_macs"] / n
             saved = (c["dense_macs"] - c["haste_macs"] - overhead) / n
-            probe.choices[count] = (output_disturbance(reference, outputs[0]), saved)
+            probe.choices[(count, tile)] = (output_disturbance(reference, outputs[0]), saved)
         probes.append(probe)
     return probes, conv_macs
 
 
 def choose(probes: List[LayerProbe], conv_macs: float, target: float,
-           resolution: int = 4000) -> Tuple[Dict[str, Optional[int]], float, float]:
-    """Per layer None (dense) or an L: the least summed disturbance whose summed saving reaches target * conv_macs.
+           resolution: int = 4000) -> Tuple[Dict[str, Optional[tuple]], float, float]:
+    """Per layer None (dense) or one of its choices: the least summed disturbance whose summed saving reaches target * conv_macs.
 
     A multiple-choice knapsack solved exactly by dynamic programming over the
     saving in steps of conv_macs / resolution (each choice's saving rounded
@@ -258,8 +278,10 @@ def allocate(model: onnx.ModelProto, options: HashingOptions, policy: Policy, ta
              images: Optional[np.ndarray] = None, probe: str = "synthetic",
              candidates: Sequence[int] = DEFAULT_CANDIDATES, threads: Optional[int] = 2,
              mean: Sequence[float] = (0.2860,), std: Sequence[float] = (0.3530,),
-             progress: Optional[Callable[[str], None]] = None) -> Allocation:
-    """Choose L per layer (see the module docstring); `images` replace the synthetic probe when given."""
+             progress: Optional[Callable[[str], None]] = None,
+             tiles: Optional[Sequence[Tuple[int, int]]] = None) -> Allocation:
+    """Choose L (and, with several `tiles`, the tile) per layer (see the module docstring); `images` replace
+    the synthetic probe when given."""
     if not 0.0 < target < 1.0:
         raise ValueError(f"the target cut must be in (0, 1), got {target}")
     if not candidates or any(not 1 <= c <= 64 for c in candidates):
@@ -267,6 +289,6 @@ def allocate(model: onnx.ModelProto, options: HashingOptions, policy: Policy, ta
     if images is None:
         images = synthetic_probe(model, mean=mean, std=std)
     probes, conv_macs = probe_layers(model, np.ascontiguousarray(images, np.float32), options, policy,
-                                     sorted(set(candidates)), threads, progress)
+                                     sorted(set(candidates)), threads, progress, tiles)
     layers, cut, disturbance = choose(probes, conv_macs, target)
     return Allocation(layers, probes, target, conv_macs, cut, disturbance, probe)

@@ -106,6 +106,16 @@ def _layer_hyperplanes(text: str):
     return pattern, int(count)
 
 
+def _layer_tile(text: str):
+    pattern, sep, tile = text.rpartition("=")
+    if not sep or not pattern:
+        raise argparse.ArgumentTypeError(f"--layer-tile wants PATTERN=P or PATTERN=PxQ, got {text!r}")
+    try:
+        return pattern, tuple(_tile(tile))
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"--layer-tile {text!r}: {err}") from err
+
+
 def add_hashing(parser: argparse.ArgumentParser) -> None:
     from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES, DEFAULT_MERGE, DEFAULT_SPARSITY
 
@@ -119,6 +129,9 @@ def add_hashing(parser: argparse.ArgumentParser) -> None:
                             "the first match wins; other layers take --hyperplanes")
     group.add_argument("--tile", type=_tile, default=(4, 4), metavar="P",
                        help="output tile, P or PxQ (default 4)")
+    group.add_argument("--layer-tile", type=_layer_tile, action="append", default=[], metavar="PATTERN=P",
+                       help="the tile (P or PxQ) for the layers whose name matches PATTERN; repeatable, the first "
+                            "match wins; other layers take --tile")
     group.add_argument("--sparsity", type=_ranged(float, 0.0, 0.999999, "--sparsity"), default=DEFAULT_SPARSITY,
                        metavar="S", help=f"fraction of zero hyperplane entries, [0, 1) (default {DEFAULT_SPARSITY})")
     group.add_argument("--seed", type=_ranged(int, 0, 2**62, "--seed"), default=0, metavar="N",
@@ -184,6 +197,8 @@ def add_allocation(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--candidates", type=_candidates, default=list(DEFAULT_CANDIDATES), metavar="L,L,...",
                        help="hyperplane counts to try per layer (default "
                             f"{','.join(map(str, DEFAULT_CANDIDATES))})")
+    group.add_argument("--candidate-tiles", type=lambda t: [_tile(x) for x in t.split(",")], default=None,
+                       metavar="P,P,...", help="tiles to try per layer, each P or PxQ (default: only --tile)")
 
 
 def add_data(parser: argparse.ArgumentParser, limit_default: Optional[int] = None) -> None:
@@ -217,7 +232,7 @@ def hashing_options(args):
     return HashingOptions(hyperplanes=args.hyperplanes, tile=tuple(args.tile), sparsity=args.sparsity,
                           seed=args.seed, centering=not args.no_centering,
                           magnitude_split=args.magnitude_split, merge=args.merge,
-                          layer_hyperplanes=tuple(args.layer_hyperplanes))
+                          layer_hyperplanes=tuple(args.layer_hyperplanes), layer_tiles=tuple(args.layer_tile))
 
 
 def selection_policy(args):
@@ -237,7 +252,8 @@ def allocated_options(args, model, threads=2, mean=None, std=None, say=None):
 
     images, mean, std = probe_images(model, args.probe, args.probe_images, mean, std)
     allocation = allocate(model, options, policy, args.target_cut, images=images, probe=args.probe,
-                          candidates=args.candidates, threads=threads, mean=mean, std=std, progress=say)
+                          candidates=args.candidates, threads=threads, mean=mean, std=std, progress=say,
+                          tiles=[tuple(t) for t in args.candidate_tiles] if args.candidate_tiles else None)
     options, policy = allocation.apply(options, policy)
     return options, policy, allocation
 

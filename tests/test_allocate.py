@@ -106,31 +106,35 @@ def test_literal_pattern_matches_only_its_name():
 def test_probe_measures_each_layer_alone_with_the_kernel_counters():
     model = net_model()
     images = synthetic_probe(model, 4)
-    probes, conv_macs = probe_layers(model, images, HashingOptions(), Policy(), candidates=(4, 64), threads=1)
+    probes, conv_macs = probe_layers(model, images, HashingOptions(), Policy(), candidates=(4, 64), threads=1,
+                                     tiles=[(4, 4), (2, 3)])
     assert [p.node for p in probes] == ["c1", "c2"]
     assert conv_macs == 12 * 12 * 9 * (16 + 16 * 16 + 16 * 24) + 12 * 12 * 24 * 24
     reference = Predictor(model, 1).run(images)[0]
     for p in probes:
         assert p.dense_macs == 12 * 12 * 9 * 16 * (16 if p.node == "c1" else 24)
         # independently: rewrite that layer alone, run it, read its counters
-        rewritten, _ = rewrite_model(model, HashingOptions(hyperplanes=4), Policy(include=[p.node]))
-        measured, pairs = add_stats_outputs(rewritten)
-        out = Predictor(measured, 1, pairs).run(images)
-        c = dict(zip(STATS_FIELDS, np.asarray(out[1]).reshape(-1).tolist()))
-        saved = (c["dense_macs"] - c["haste_macs"] - c["centering_ops"] - c["hashing_ops"] - c["merge_ops"]) / 4
-        assert p.choices[4] == (pytest.approx(output_disturbance(reference, out[0])), pytest.approx(saved))
-        assert p.choices[4][1] > p.choices[64][1]  # fewer hyperplanes merge more
-        assert p.choices[64][1] < 0  # nothing merges at L=64: only the overheads remain
+        assert set(p.choices) == {(L, t) for L in (4, 64) for t in ((4, 4), (2, 3))}
+        for tile in ((4, 4), (2, 3)):
+            rewritten, _ = rewrite_model(model, HashingOptions(hyperplanes=4, tile=tile), Policy(include=[p.node]))
+            measured, pairs = add_stats_outputs(rewritten)
+            out = Predictor(measured, 1, pairs).run(images)
+            c = dict(zip(STATS_FIELDS, np.asarray(out[1]).reshape(-1).tolist()))
+            saved = (c["dense_macs"] - c["haste_macs"] - c["centering_ops"] - c["hashing_ops"] - c["merge_ops"]) / 4
+            assert p.choices[(4, tile)] == (pytest.approx(output_disturbance(reference, out[0])), pytest.approx(saved))
+            assert p.choices[(4, tile)][1] > p.choices[(64, tile)][1]  # fewer hyperplanes merge more
+            assert p.choices[(64, tile)][1] < 0  # nothing merges at L=64: only the overheads remain
 
 
 def test_allocate_then_rewrite_uses_the_chosen_counts():
     model = net_model()
-    allocation = allocate(model, HashingOptions(), Policy(), 0.05, candidates=(2, 4, 8), threads=1)
+    allocation = allocate(model, HashingOptions(), Policy(), 0.05, candidates=(2, 4, 8), threads=1,
+                          tiles=[(4, 4), (2, 2)])
     assert set(allocation.layers) == {"c1", "c2"}
     assert allocation.estimated_cut >= 0.05
     options, policy = allocation.apply(HashingOptions(), Policy())
     _, report = rewrite_model(model, options, policy)
-    got = {r.node: (r.settings["hyperplanes"] if r.status == "replaced" else None)
+    got = {r.node: ((r.settings["hyperplanes"], tuple(r.settings["tile"])) if r.status == "replaced" else None)
            for r in report.layers if r.node in ("c1", "c2")}
     assert got == allocation.layers
     for r in report.layers:
@@ -142,22 +146,28 @@ def test_cli_rewrite_with_target_cut(tmp_path, capsys):
     src, out = tmp_path / "net.onnx", tmp_path / "out.onnx"
     onnx.save(net_model(), str(src))
     code = cli.main(["rewrite", str(src), str(out), "--json", "--target-cut", "0.05", "--candidates", "2,4,8",
-                     "--probe-images", "4"])
+                     "--probe-images", "4", "--candidate-tiles", "4,3"])
     text, _ = capsys.readouterr()
     assert code == 0
     doc = json.loads(text)
     alloc = doc["allocation"]
     assert alloc["probe"] == "synthetic" and alloc["target_cut"] == 0.05
     assert set(alloc["layers"]) == {"c1", "c2"}
-    assert all(set(m["choices"]) == {"2", "4", "8"} for m in alloc["measurements"])
-    planes = {i.name: i for i in onnx.load(str(out)).graph.initializer}
-    for name, count in alloc["layers"].items():
-        if count is not None:
-            assert planes[f"{name}.hyperplanes"].dims[0] == count
+    assert all(set(m["choices"]) == {f"L={L} tile={t}" for L in (2, 4, 8) for t in ("4x4", "3x3")}
+               for m in alloc["measurements"])
+    model = onnx.load(str(out))
+    planes = {i.name: i for i in model.graph.initializer}
+    nodes = {n.name: n for n in model.graph.node}
+    for name, chosen in alloc["layers"].items():
+        if chosen is not None:
+            assert planes[f"{name}.hyperplanes"].dims[0] == chosen["hyperplanes"]
+            tile = next(a for a in nodes[name].attribute if a.name == "tile")
+            assert list(tile.ints) == chosen["tile"]
 
 
 @pytest.mark.parametrize("args", [["--target-cut", "0"], ["--target-cut", "1"], ["--candidates", "0,4"],
-                                  ["--candidates", "x"], ["--probe", "imagenet"], ["--probe-images", "0"]])
+                                  ["--candidates", "x"], ["--probe", "imagenet"], ["--probe-images", "0"],
+                                  ["--candidate-tiles", "4,0"], ["--layer-tile", "c1"], ["--layer-tile", "c1=0"]])
 def test_allocation_usage_errors_exit_2(args, tmp_path):
     src = tmp_path / "net.onnx"
     onnx.save(net_model(), str(src))

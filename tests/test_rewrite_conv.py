@@ -83,6 +83,18 @@ def test_layer_hyperplanes_pick_L_per_layer_first_match_wins():
     assert {name: inits[node.input[3]].shape[0] for name, node in haste_nodes(model).items()} == got
 
 
+def test_layer_tiles_pick_the_tile_per_layer():
+    options = HashingOptions(tile=(4, 4), layer_tiles=(("c1", (2, 3)), ("c*", (1, 1))))
+    model, report = rewrite_model(chain_model(), options)
+    got = {r.node: (r.settings["tile"], r.settings["patch"]) for r in report.layers if r.status == "replaced"}
+    assert got == {"c1": ([2, 3], [4, 5]), "c2": ([1, 1], [3, 3]), "small": ([4, 4], [6, 6])}
+    for name, node in haste_nodes(model).items():
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs["tile"] == got[name][0]
+    with pytest.raises(ValueError):
+        rewrite_model(chain_model(), HashingOptions(layer_tiles=(("c1", (0, 2)),)))
+
+
 def test_hasteconv_node_keeps_conv_and_adds_settings():
     original = chain_model()
     options = HashingOptions(hyperplanes=9, tile=(2, 3), sparsity=0.5, seed=7, centering=False)

@@ -144,6 +144,7 @@ def rewrite_model(model: onnx.ModelProto, options: HashingOptions = HashingOptio
                                      "centering": options.centering,
                                      "magnitude_split": options.magnitude_split, "merge": options.merge,
                                      "layer_hyperplanes": [list(p) for p in options.layer_hyperplanes],
+                                     "layer_tiles": [[p, list(t)] for p, t in options.layer_tiles],
                                      "policy": asdict(policy)})
     if not sites:
         raise ModelRejected("the model has no Conv node")

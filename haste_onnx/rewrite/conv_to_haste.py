@@ -5,7 +5,8 @@ any subgraph, whose weight (and bias, if any) are static initializers (see
 `normalize`), with a 4-D weight. The node is replaced in place (same position,
 name, outputs and doc string) by a HasteConv with
 - inputs `[X, W, B or "", hyperplanes]`;
-- every attribute of the Conv, unchanged, plus `tile`, `centering`,
+- every attribute of the Conv, unchanged, plus `tile` (`--layer-tile` when a
+  pattern matches the node's name, else `--tile`), `centering`,
   `magnitude_split` and `merge` (only when not the default), `seed` and `sparsity`;
 - `hyperplanes` = `draw_hyperplanes(L, pH*pW, sparsity, seed)`, with L from
   `--layer-hyperplanes` when a pattern matches the node's name, else `--hyperplanes`, a new float32
@@ -49,6 +50,8 @@ class HashingOptions:
     merge: str = DEFAULT_MERGE
     # (shell pattern, L) pairs: a layer whose name matches takes that L; the first match wins.
     layer_hyperplanes: Tuple[Tuple[str, int], ...] = ()
+    # (shell pattern, (tile_h, tile_w)) pairs, likewise for the tile.
+    layer_tiles: Tuple[Tuple[str, Tuple[int, int]], ...] = ()
 
     def validate(self) -> None:
         if not 1 <= self.hyperplanes <= MAX_HYPERPLANES:
@@ -56,6 +59,9 @@ class HashingOptions:
         for pattern, count in self.layer_hyperplanes:
             if not 1 <= count <= MAX_HYPERPLANES:
                 raise ValueError(f"--layer-hyperplanes {pattern}={count}: L must be between 1 and {MAX_HYPERPLANES}")
+        for pattern, tile in self.layer_tiles:
+            if len(tile) != 2 or min(tile) < 1:
+                raise ValueError(f"--layer-tile {pattern}: the tile must be positive, got {tile}")
         if len(self.tile) != 2 or min(self.tile) < 1:
             raise ValueError(f"--tile must be positive, got {'x'.join(map(str, self.tile))}")
         if not 0.0 <= self.sparsity < 1.0:
@@ -70,11 +76,19 @@ class HashingOptions:
 
     def hyperplanes_for(self, site: ConvSite) -> int:
         """L of this layer: the first `layer_hyperplanes` pattern matching one of its names, else `hyperplanes`."""
-        names = site_names(site)
-        for pattern, count in self.layer_hyperplanes:
-            if any(fnmatch.fnmatchcase(n, pattern) for n in names):
-                return count
-        return self.hyperplanes
+        return _first_match(site, self.layer_hyperplanes, self.hyperplanes)
+
+    def tile_for(self, site: ConvSite) -> Tuple[int, int]:
+        """The tile of this layer: the first `layer_tiles` pattern matching one of its names, else `tile`."""
+        return tuple(_first_match(site, self.layer_tiles, self.tile))
+
+
+def _first_match(site: ConvSite, pairs, default):
+    names = site_names(site)
+    for pattern, value in pairs:
+        if any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            return value
+    return default
 
 
 def hyperplanes_label(settings: dict) -> str:
@@ -94,7 +108,8 @@ def replace_conv(site: ConvSite, node: onnx.NodeProto, options: HashingOptions, 
                  out_type: Optional[onnx.TypeProto]) -> dict:
     """Replace `node` (the current proto of `site`) by a HasteConv; returns the node's settings."""
     conv = site.conv
-    ph, pw = patch_size(conv.kernel_shape, conv.strides, conv.dilations, options.tile)
+    tile = options.tile_for(site)
+    ph, pw = patch_size(conv.kernel_shape, conv.strides, conv.dilations, tile)
     seed = options.node_seed(site)
     hyperplanes = options.hyperplanes_for(site)
     planes = draw_hyperplanes(hyperplanes, ph * pw, options.sparsity, seed)
@@ -107,7 +122,7 @@ def replace_conv(site: ConvSite, node: onnx.NodeProto, options: HashingOptions, 
         new.doc_string = node.doc_string
     new.attribute.extend(node.attribute)
     new.attribute.extend([
-        helper.make_attribute("tile", list(options.tile)),
+        helper.make_attribute("tile", list(tile)),
         helper.make_attribute("centering", int(options.centering)),
         helper.make_attribute("seed", seed),
         helper.make_attribute("sparsity", float(options.sparsity)),
@@ -118,7 +133,7 @@ def replace_conv(site: ConvSite, node: onnx.NodeProto, options: HashingOptions, 
         new.attribute.append(helper.make_attribute("merge", options.merge))
     replace_node(site.scope.graph, node, new)
     write_value_info(site.scope, new.output[0], out_type)
-    return {"hyperplanes": hyperplanes, "tile": list(options.tile), "patch": [ph, pw],
+    return {"hyperplanes": hyperplanes, "tile": list(tile), "patch": [ph, pw],
             "sparsity": float(options.sparsity), "seed": seed, "centering": bool(options.centering),
             "magnitude_split": bool(options.magnitude_split), "merge": options.merge}
 
