@@ -72,19 +72,23 @@ def grid() -> List[dict]:
         points.append(dict(model="resnet18", tag=f"L{L}_msplit", L=L, seeds=(0,), group="split",
                            magnitude_split=True))
     # Beyond the paper (issue #8), on the ResNet-18 of record: the rewriter's defaults, then one change at a time.
-    for L in (14, 12, 10):
-        points.append(dict(model="resnet18", tag=f"L{L}_project", L=L, seeds=SEEDS, group="ablation", merge="project",
+    for L, seeds in ((14, SEEDS), (12, SEEDS), (10, (0,))):
+        points.append(dict(model="resnet18", tag=f"L{L}_project", L=L, seeds=seeds, group="ablation", merge="project",
                            change="merge=project (least-squares member weights)"))
     for target in (0.30, 0.34):
         points.append(dict(model="resnet18", tag=f"probe_t{target:.2f}", L=14, seeds=SEEDS, group="ablation",
                            merge="project", allow_strided=True, target_cut=target, probe="synthetic",
                            change="L per layer from a synthetic probe (data-free), strided 3x3 convs too"))
+    points.append(dict(model="resnet18", tag="probe_tiles_t0.34", L=14, seeds=SEEDS, group="ablation", merge="project",
+                       allow_strided=True, target_cut=0.34, probe="synthetic", candidates=(4, 6, 8, 10, 12, 14, 16),
+                       candidate_tiles=((2, 2), (4, 4)),
+                       change="L and tile (2x2 or 4x4) per layer from a synthetic probe (data-free), strided too"))
     points.append(dict(model="resnet18", tag="calib_t0.34", L=14, seeds=(0,), group="ablation", merge="project",
                        allow_strided=True, target_cut=0.34, probe="fashion-mnist-train",
                        change="L per layer from 64 unlabelled training images (calibration, not data-free)"))
     # Our own ResNet-18 (issue #4), trained by models/train.py; the published method.
-    for L in (14, 12, 10):
-        points.append(dict(model="resnet18_ours", tag=f"L{L}", L=L, seeds=SEEDS, group="main"))
+    for L, seeds in ((14, SEEDS), (12, SEEDS), (10, (0,))):
+        points.append(dict(model="resnet18_ours", tag=f"L{L}", L=L, seeds=seeds, group="main"))
     mn = dict(model="mobilenetv2", L=64, sparsity=0.0, allow_1x1=True, seeds=SEEDS, group="mnv2")
     points.append(dict(mn, tag="L64_s0_t8_msplit", tile=(8, 8), magnitude_split=True))
     points.append(dict(mn, tag="L64_s0_t4"))
@@ -138,6 +142,10 @@ def cli_command(point: dict, model_arg: str, seeds, threads: int) -> str:
         parts += ["--target-cut", f"{point['target_cut']:g}"]
         if point.get("probe", "synthetic") != "synthetic":
             parts += ["--probe", point["probe"]]
+        if point.get("candidates"):
+            parts += ["--candidates", ",".join(map(str, point["candidates"]))]
+        if point.get("candidate_tiles"):
+            parts += ["--candidate-tiles", ",".join(f"{h}" if h == w else f"{h}x{w}" for h, w in point["candidate_tiles"])]
     seeds = list(seeds)
     parts += (["--seeds"] + [str(s) for s in seeds]) if len(seeds) > 1 else ["--seed", str(seeds[0])]
     parts += ["--threads", str(threads)]
@@ -288,12 +296,13 @@ def options_for(point: dict, seed: int, threads: int, allocation=None):
 
 def allocation_for(point: dict, model, threads: int):
     """The per-layer L of a `target_cut` point (probed once, with the base seed 0, as `--target-cut` does)."""
-    from haste_onnx.allocate import allocate, probe_images
+    from haste_onnx.allocate import DEFAULT_CANDIDATES, allocate, probe_images
 
     base = options_for(point, 0, threads)
     images, mean, std = probe_images(model, point.get("probe", "synthetic"), 64)
     return allocate(model, base.hashing, base.policy, point["target_cut"], images=images,
-                    probe=point.get("probe", "synthetic"), threads=threads, mean=mean, std=std, progress=log)
+                    probe=point.get("probe", "synthetic"), threads=threads, mean=mean, std=std, progress=log,
+                    candidates=point.get("candidates", DEFAULT_CANDIDATES), tiles=point.get("candidate_tiles"))
 
 
 def conv_macs_3x3(model) -> float:

@@ -173,16 +173,17 @@ def test_svg_is_wellformed(mr, results):
 def test_grid_and_order(mr):
     points = mr.grid()
     order = mr.run_order(points)
-    ablation = 3 * 3 + 2 * 3 + 1  # merge=project at 3 L, two probe targets, one calibration (1 seed)
-    assert len(order) == 4 * 3 + 5 * 3 + 5 + 2 * 3 + ablation + 3 * 3
+    ablation = 3 + 3 + 1 + 3 * 3 + 1  # merge=project at 3 L, three probes, one calibration (1 seed)
+    ours = 3 + 3 + 1
+    assert len(order) == 4 * 3 + 5 * 3 + 5 + 2 * 3 + ablation + ours
     assert len(order) == sum(len(p["seeds"]) for p in points)
     assert len(set((p["model"], p["tag"], s) for p, s in order)) == len(order)
     r18 = [(p["tag"], s) for p, s in order if p["model"] == "resnet18"]
     # the third seed of L16 and L8 only after every other main point, then the split ablation, then #8's changes
     assert r18.index(("L16", 2)) > r18.index(("L10", 2)) and r18.index(("L8", 2)) > r18.index(("L10", 2))
     assert all(t.endswith("_msplit") for t, _ in r18[-5 - ablation:-ablation])
-    assert [p["group"] for p, _ in order[-ablation - 9:-9]] == ["ablation"] * ablation
-    assert all(p["model"] == "resnet18_ours" for p, _ in order[-9:])
+    assert [p["group"] for p, _ in order[-ablation - ours:-ours]] == ["ablation"] * ablation
+    assert all(p["model"] == "resnet18_ours" for p, _ in order[-ours:])
 
 
 def test_commands_parse_with_the_real_cli(mr):
@@ -201,5 +202,9 @@ def test_commands_parse_with_the_real_cli(mr):
         assert args.allow_strided == bool(point.get("allow_strided"))
         assert args.target_cut == point.get("target_cut")
         assert args.probe == point.get("probe", "synthetic")
+        if "candidates" in point:
+            assert args.candidates == list(point["candidates"])
+        if "candidate_tiles" in point:
+            assert [tuple(t) for t in args.candidate_tiles] == [tuple(t) for t in point["candidate_tiles"]]
         if "sparsity" in point:
             assert args.sparsity == point["sparsity"]
