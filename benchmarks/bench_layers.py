@@ -4,7 +4,11 @@ Both sides run in one process, alternating, after warm-up; medians are
 reported. Inputs are ReLU'd Gaussians, so how much merges depends only on the
 number of hyperplanes; real activations merge more (see the model benchmark).
 
-    python benchmarks/bench_layers.py [--threads 2] [--batch 1] [--hyperplanes 64 14 8]
+    python benchmarks/bench_layers.py [--threads 2] [--batch 1] [--hyperplanes 64 14 8] [--cpu-time] [--save]
+
+L=64 merges nothing (every channel keeps its own code): that row is the op's
+overhead against onnxruntime's Conv. `--save` writes
+benchmarks/results/layers_b<B>_t<T>.json, which docs/results.md includes.
 """
 from __future__ import annotations
 
@@ -81,10 +85,18 @@ def main(argv=None):
     parser.add_argument("--cpu-time", action="store_true",
                         help="time with the process's CPU clock (with --threads 1: robust to a busy machine)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--save", action="store_true", help="also write benchmarks/results/layers_b<B>_t<T>.json")
     args = parser.parse_args(argv)
     clock = time.process_time if args.cpu_time else time.perf_counter
     rows = [measure(c, s, args.batch, L, args.threads, clock=clock) for c, s in SHAPES for L in args.hyperplanes]
-    meta = {"onnxruntime": ort.__version__, "python": sys.version.split()[0], "machine": platform.machine()}
+    meta = {"onnxruntime": ort.__version__, "python": sys.version.split()[0], "machine": platform.machine(),
+            "clock": "process CPU time" if args.cpu_time else "wall", "threads": args.threads, "batch": args.batch,
+            "repeats": 30, "command": "python benchmarks/bench_layers.py " + " ".join(argv or sys.argv[1:])}
+    if args.save:
+        from pathlib import Path
+
+        out = Path(__file__).resolve().parent / "results" / f"layers_b{args.batch}_t{args.threads}.json"
+        out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows}, indent=1))
         return
