@@ -580,7 +580,7 @@ def render(results: Path, doc_path: Optional[Path] = None, svg: bool = True) -> 
     w("python benchmarks/make_results.py --render-only                        # re-render from the stored JSON")
     w("```")
     w("")
-    out.extend(summary_section(r18, r18s, r20, mn))
+    out.extend(summary_section(r18, r18s, r20, mn, r18a, r18o))
     w(environment_section(docs))
     w("")
     w("How to read the tables: accuracy is top-1 on all images of the set; *difference* is rewritten minus "
@@ -860,9 +860,23 @@ def ours_section(rows: List[dict]) -> List[str]:
     return out
 
 
-def summary_section(r18, r18s, r20, mn) -> List[str]:
+def summary_section(r18, r18s, r20, mn, r18a=(), r18o=()) -> List[str]:
     """The key numbers in a few lines, from the same rows as the tables."""
     out = ["## Summary", ""]
+    free = [r for r in r18a if r["point"].get("probe", "synthetic") == "synthetic"]
+    for bound in (1.25, 1.0):
+        b = best_point(free, bound)
+        if b is not None:
+            out.append(f"- **ResNet-18 beyond the paper, data-free, loss <= {bound:g} pt:** `{b['tag']}` "
+                       f"({len(b['seeds'])} seed{'s' if len(b['seeds']) > 1 else ''}): {pt(b['difference'])}, all conv "
+                       f"MACs cut {pm(b['conv_mac_reduction'], digits=1)} "
+                       f"({pm(b['conv_mac_reduction_with_overheads'], digits=1)} with overheads); `{reproduce(b)}`.")
+    for bound in (1.25,):
+        b = best_point(list(r18o), bound)
+        if b is not None:
+            out.append(f"- **ResNet-18 trained here, loss <= {bound:g} pt (published method):** L = {b['point']['L']}: "
+                       f"{pt(b['difference'])}, all conv MACs cut {pm(b['conv_mac_reduction'], digits=1)} "
+                       f"({pm(b['conv_mac_reduction_with_overheads'], digits=1)} with overheads).")
     for bound in (1.25, 1.0):
         b = best_point(r18, bound)
         if b is not None:
