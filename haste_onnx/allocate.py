@@ -52,7 +52,8 @@ def synthetic_probe(model: onnx.ModelProto, count: int = DEFAULT_PROBE_IMAGES, m
 
     _, dims = input_info(model)
     if len(dims) != 4 or any(d is None for d in dims[1:]):
-        raise ValueError("a synthetic probe needs a model input of fixed shape [N, C, H, W]")
+        shape = "x".join("?" if d is None else str(d) for d in dims)
+        raise ValueError(f"the synthetic probe needs a model input of fixed shape NxCxHxW; this model's is {shape}")
     _, channels, height, width = dims
     rng = np.random.default_rng(seed)
     coarse = rng.random((count, channels, -(-height // BLOCK), -(-width // BLOCK)), dtype=np.float32)
@@ -203,7 +204,10 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOpt
     from .runtime import inference_session
 
     session = inference_session(model, threads=threads)
-    reference = session.run([session.get_outputs()[0].name], {session.get_inputs()[0].name: images})[0]
+    batch = _fixed_batch(model) or len(images)
+    reference = np.concatenate([session.run([session.get_outputs()[0].name],
+                                            {session.get_inputs()[0].name: images[i:i + batch]})[0]
+                                for i in range(0, len(images), batch)])
     del session
     n = len(images)
     tiles = [tuple(t) for t in (tiles or [options.tile])]
@@ -217,14 +221,24 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOpt
             only = replace(policy, include=[literal_pattern(name)])
             rewritten, _ = rewrite_model(model, one, only)
             measured, pairs = add_stats_outputs(rewritten)
-            outputs = Predictor(measured, threads, pairs).run(images)
-            c = dict(zip(STATS_FIELDS, (int(v) for v in np.asarray(outputs[1]).reshape(-1))))
+            predictor = Predictor(measured, threads, pairs)
+            runs = [predictor.run(images[i:i + batch]) for i in range(0, len(images), batch)]
+            outputs = [np.concatenate([r[0] for r in runs]), sum(np.asarray(r[1], np.int64).reshape(-1) for r in runs)]
+            c = dict(zip(STATS_FIELDS, (int(v) for v in outputs[1])))
             overhead = c["centering_ops"] + c["hashing_ops"] + c["merge_ops"]
             probe.dense_macs = c["dense_macs"] / n
             saved = (c["dense_macs"] - c["haste_macs"] - overhead) / n
             probe.choices[(count, tile)] = (output_disturbance(reference, outputs[0]), saved)
         probes.append(probe)
     return probes, conv_macs
+
+
+def _fixed_batch(model: onnx.ModelProto) -> Optional[int]:
+    """The model input's batch size when it is fixed (the probe then runs in batches of it)."""
+    from .evaluate import input_info
+
+    dims = input_info(model)[1]
+    return dims[0] if dims and dims[0] else None
 
 
 def choose(probes: List[LayerProbe], conv_macs: float, target: float,

@@ -175,3 +175,27 @@ def test_allocation_usage_errors_exit_2(args, tmp_path):
         cli.main(["rewrite", str(src), str(tmp_path / "o.onnx"), *args])
     assert exc.value.code == 2
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_a_fixed_batch_model_is_probed_in_batches_of_its_size():
+    model = net_model()
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # batch fixed to 1
+    fixed = synthetic_probe(model, 3)
+    probes, _ = probe_layers(model, fixed, HashingOptions(), Policy(), candidates=(4,), threads=1)
+    free, _ = probe_layers(net_model(), fixed, HashingOptions(), Policy(), candidates=(4,), threads=1)
+    for a, b in zip(probes, free):
+        assert a.choices[(4, (4, 4))] == (pytest.approx(b.choices[(4, (4, 4))][0], rel=1e-4, abs=1e-9),
+                                          pytest.approx(b.choices[(4, (4, 4))][1]))
+
+
+def test_a_model_with_a_symbolic_image_size_needs_real_probe_images(tmp_path, capsys):
+    model = net_model()
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
+    src = tmp_path / "dyn.onnx"
+    onnx.save(model, str(src))
+    code = cli.main(["rewrite", str(src), str(tmp_path / "o.onnx"), "--target-cut", "0.1"])
+    _, err = capsys.readouterr()
+    assert code == 3
+    assert err.strip() == ("haste-onnx rewrite: error: the synthetic probe needs a model input of fixed shape "
+                           "NxCxHxW; this model's is ?x1x?x12")
+    assert not (tmp_path / "o.onnx").exists()
