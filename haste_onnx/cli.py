@@ -53,8 +53,9 @@ EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INPUT, EXIT_OUTPUT, EXIT_REJECTED, EXIT
 
 def add_model_input(parser: argparse.ArgumentParser, metavar: str = "IN") -> None:
     group = parser.add_argument_group("model input")
-    group.add_argument("model", metavar=metavar, help="the ONNX model to read (never modified); external data "
-                       "files are read from its folder")
+    group.add_argument("model", metavar=metavar, help="the ONNX model to read (never modified; external data "
+                       "files are read from its folder), or a model name: resnet20 (bundled), resnet18, resnet34, "
+                       "vgg16, mobilenetv2 (docs/eval.md)")
 
 
 def add_model_output(parser: argparse.ArgumentParser, load_check: bool = True) -> None:

@@ -23,8 +23,9 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from .model_io import load_model
+    from .zoo import resolve_model
 
-    loaded = load_model(args.model)
+    loaded = load_model(resolve_model(args.model)[0])
     info = model_info(loaded.model)
     info = {"model": str(args.model), "external_data": [str(p) for p in loaded.external_files], **info}
     print(json.dumps(info, indent=2) if args.json else format_info(info))

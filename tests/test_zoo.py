@@ -1,4 +1,5 @@
 """Model names: where `haste_onnx.zoo` looks, and what it says when a model is not built."""
+import shutil
 from pathlib import Path
 
 import onnx
@@ -90,11 +91,22 @@ def test_unknown_name():
 
 
 def test_commands_take_names(tmp_path, only_cache, capsys):
-    """`info` does not know names, but eval/demo do: a not-built name is one error line, exit 3."""
-    code = cli.main(["eval", "vgg16"])
-    err = capsys.readouterr().err
-    assert code == 3 and len(err.strip().splitlines()) == 1
-    assert "haste-onnx eval: error: model vgg16 is not built yet" in err and "vgg16_bn" in err
+    """Every command that reads a model takes a name; a not-built name is one error line, exit 3."""
+    for command in (["eval", "vgg16"], ["rewrite", "vgg16", str(tmp_path / "o.onnx")], ["info", "vgg16"],
+                    ["strip", "vgg16", str(tmp_path / "o.onnx")], ["bench", "vgg16"]):
+        code = cli.main(command)
+        err = capsys.readouterr().err
+        assert code == 3 and len(err.strip().splitlines()) == 1, command
+        assert f"haste-onnx {command[0]}: error: model vgg16 is not built yet" in err and "vgg16_bn" in err
+    assert not (tmp_path / "o.onnx").exists()
+    # a built one is found by name
+    source = Path(__file__).resolve().parents[1] / "models" / "resnet20_fmnist.onnx"
+    only_cache.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, only_cache / "resnet20_fmnist.onnx")
+    code = cli.main(["rewrite", "resnet20", str(tmp_path / "r20.onnx"), "--no-load-check"])
+    assert code == 0 and (tmp_path / "r20.onnx").is_file()
+    code = cli.main(["info", "resnet20"])
+    assert code == 0 and "21 conv layers" in capsys.readouterr().out
     code = cli.main(["demo", "--no-fetch"])
     err = capsys.readouterr().err
     assert code == 3 and "bundled model resnet20" in err

@@ -22,9 +22,10 @@ def run(args) -> int:
     from ..check import check_load, check_model
     from ..info import layers_table
     from ..model_io import check_output_path, load_model, save_model
+    from ..zoo import resolve_model
     from . import strip_model
 
-    loaded = load_model(args.model)
+    loaded = load_model(resolve_model(args.model)[0])
     external = args.external_data or loaded.has_external_data
     out = check_output_path(args.output, args.force, loaded, external)
     model, report = strip_model(loaded.model)
