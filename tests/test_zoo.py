@@ -99,6 +99,9 @@ def test_commands_take_names(tmp_path, only_cache, capsys):
         assert code == 3 and len(err.strip().splitlines()) == 1, command
         assert f"haste-onnx {command[0]}: error: model vgg16 is not built yet" in err and "vgg16_bn" in err
     assert not (tmp_path / "o.onnx").exists()
+    code = cli.main(["demo", "--no-fetch"])
+    err = capsys.readouterr().err
+    assert code == 3 and "bundled model resnet20" in err
     # a built one is found by name
     source = Path(__file__).resolve().parents[1] / "models" / "resnet20_fmnist.onnx"
     only_cache.mkdir(parents=True, exist_ok=True)
@@ -107,9 +110,6 @@ def test_commands_take_names(tmp_path, only_cache, capsys):
     assert code == 0 and (tmp_path / "r20.onnx").is_file()
     code = cli.main(["info", "resnet20"])
     assert code == 0 and "21 conv layers" in capsys.readouterr().out
-    code = cli.main(["demo", "--no-fetch"])
-    err = capsys.readouterr().err
-    assert code == 3 and "bundled model resnet20" in err
 
 
 def test_bundled_resnet20_if_present():
