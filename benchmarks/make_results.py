@@ -819,8 +819,10 @@ def beyond_section(r18: List[dict], r18a: List[dict]) -> List[str]:
         if alloc:
             chosen = [v for v in alloc["layers"].values() if v is not None]
             dense = sum(1 for v in alloc["layers"].values() if v is None)
-            setting = (f"target {100 * alloc['target_cut']:.0f}% on the probe: L={min(chosen)}..{max(chosen)} over "
-                       f"{len(chosen)} layers" + (f", {dense} dense" if dense else ""))
+            counts = [v["hyperplanes"] for v in chosen]
+            tiles = sorted({"x".join(map(str, v["tile"])) for v in chosen})
+            setting = (f"target {100 * alloc['target_cut']:.0f}% on the probe: L={min(counts)}..{max(counts)}, "
+                       f"tile {'/'.join(tiles)}, over {len(chosen)} layers" + (f", {dense} dense" if dense else ""))
         out.append(f"| {change} | {setting} | {seeds_text(r)} | {pt(r['difference'])} | [{sg(r['ci_lo'])}, {sg(r['ci_hi'])}] pt "
                    f"| {_cut3(r, macs3)} | {pm(r['conv_mac_reduction'], digits=1)} "
                    f"| {pm(r['conv_mac_reduction_with_overheads'], digits=1)} "
@@ -830,7 +832,9 @@ def beyond_section(r18: List[dict], r18a: List[dict]) -> List[str]:
     if allocs:
         out += ["Hyperplanes per layer chosen by the probes (layer: L, `-` dense):", ""]
         for tag, a in allocs:
-            short = ", ".join(f"{n.strip('/').replace('/Conv', '').replace('layers/layers.', 'b')}: {'-' if v is None else v}"
+            short = ", ".join(f"{n.strip('/').replace('/Conv', '').replace('layers/layers.', 'b')}: "
+                              + ("-" if v is None else f"L{v['hyperplanes']}"
+                                 + ("" if v["tile"] == [4, 4] else f" t{v['tile'][0]}x{v['tile'][1]}"))
                               for n, v in a["layers"].items())
             out.append(f"- `{tag}` ({a['probe']} probe, estimated cut {100 * a['estimated_cut']:.1f}% on the probe): {short}")
         out.append("")
