@@ -714,14 +714,16 @@ def render(results: Path, doc_path: Optional[Path] = None, svg: bool = True) -> 
         w("Not measured.")
         w("")
     if svg and (r18 or r20):
-        svg_text = tradeoff_svg(r18, r20, r18s)
+        svg_text = tradeoff_svg(r18, r20, r18s, r18a)
         (results / SVG_NAME).write_text(svg_text)
         w("## Plot")
         w("")
         w(f"![accuracy difference against the cut of all conv MACs](../benchmarks/results/{SVG_NAME})")
         w("")
         w("Accuracy difference (pt, mean over seeds, bars: min-max over seeds) against the cut of all conv MACs "
-          "with overheads (hollow: without overheads). Written by `make_results.py` without a plotting library.")
+          "with overheads (hollow: without overheads). Lines join the published method's L values; the purple "
+          "points are the settings of issue #8 (merge=project, probe-chosen L and tile, calibration), labelled "
+          "by their tag in the table above. Written by `make_results.py` without a plotting library.")
         w("")
     # ---- MobileNetV2
     w("## MobileNetV2 (ImageNet weights) on foolbox's 20 ImageNet images")
@@ -1026,10 +1028,11 @@ def runtime_section(rows: List[dict]) -> str:
 # ---- the SVG -------------------------------------------------------------------------------------
 
 
-def tradeoff_svg(r18: List[dict], r20: List[dict], r18s: List[dict]) -> str:
+def tradeoff_svg(r18: List[dict], r20: List[dict], r18s: List[dict], r18a: List[dict] = ()) -> str:
     W, H, ml, mr, mt, mb = 760, 420, 60, 230, 20, 45
     floor = -8.0  # points below are drawn on the bottom edge with their value written beside them
-    series = [("ResNet-18", "#1f77b4", r18), ("ResNet-20", "#d62728", r20), ("ResNet-18 + magnitude split (1 seed)", "#2ca02c", r18s)]
+    series = [("ResNet-18", "#1f77b4", r18), ("ResNet-20", "#d62728", r20), ("ResNet-18 + magnitude split (1 seed)", "#2ca02c", r18s),
+              ("ResNet-18 beyond the paper (issue #8)", "#9467bd", list(r18a))]
     pts = [(100 * r["conv_mac_reduction"]["mean"], 100 * r["difference"]["min"], 100 * r["difference"]["max"])
            for _, _, rs in series for r in rs]
     pts += [(100 * r["conv_mac_reduction_with_overheads"]["mean"], 100 * r["difference"]["mean"], 0) for _, _, rs in series for r in rs]
@@ -1057,8 +1060,10 @@ def tradeoff_svg(r18: List[dict], r20: List[dict], r18s: List[dict]) -> str:
         if not rs:
             continue
         rs = sorted(rs, key=lambda r: r["point"]["L"])
-        line = " ".join(f"{X(100 * r['conv_mac_reduction_with_overheads']['mean']):.1f},{Y(100 * r['difference']['mean']):.1f}" for r in rs)
-        s.append(f'<polyline points="{line}" fill="none" stroke="{color}"/>')
+        beyond = rs[0]["group"] == "ablation"
+        if not beyond:  # a curve over L; the ablation's settings are separate points
+            line = " ".join(f"{X(100 * r['conv_mac_reduction_with_overheads']['mean']):.1f},{Y(100 * r['difference']['mean']):.1f}" for r in rs)
+            s.append(f'<polyline points="{line}" fill="none" stroke="{color}"/>')
         for r in rs:
             xo, xw = 100 * r["conv_mac_reduction_with_overheads"]["mean"], 100 * r["conv_mac_reduction"]["mean"]
             d = r["difference"]
@@ -1067,7 +1072,8 @@ def tradeoff_svg(r18: List[dict], r20: List[dict], r18s: List[dict]) -> str:
             s.append(f'<circle cx="{X(xo):.1f}" cy="{Y(yc):.1f}" r="3.5" fill="{color}"/>')
             s.append(f'<circle cx="{X(xw):.1f}" cy="{Y(yc):.1f}" r="3.5" fill="none" stroke="{color}"/>')
             off = f" ({yc:.1f} pt, off scale)" if yc < ymin else ""
-            s.append(f'<text x="{X(xo) + 5:.1f}" y="{Y(yc) - 5:.1f}" fill="{color}" font-size="9">L{r["point"]["L"]}{off}</text>')
+            label = r["tag"].replace("_project", " project") if beyond else f'L{r["point"]["L"]}'
+            s.append(f'<text x="{X(xo) + 5:.1f}" y="{Y(yc) - 5:.1f}" fill="{color}" font-size="9">{label}{off}</text>')
         ly = mt + 15 + 18 * i
         s.append(f'<circle cx="{W - mr + 12}" cy="{ly - 4}" r="4" fill="{color}"/>'
                  f'<text x="{W - mr + 20}" y="{ly}" font-size="10">{name}</text>')
