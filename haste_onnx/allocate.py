@@ -69,10 +69,12 @@ def default_mean_std(model: onnx.ModelProto) -> Tuple[Tuple[float, ...], Tuple[f
 
     dims = input_info(model)[1]
     channels = dims[1] if len(dims) > 1 else None
+    from .zoo import FMNIST_MEAN_STD, IMAGENET_MEAN_STD
+
     if channels == 1:
-        return (0.2860,), (0.3530,)
+        return FMNIST_MEAN_STD
     if channels == 3:
-        return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        return IMAGENET_MEAN_STD
     return (0.5,), (0.25,)
 
 
