@@ -18,8 +18,9 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   auto grow = [](auto& v, int64_t n) {
     if (static_cast<int64_t>(v.size()) < n) v.resize(n);
   };
-  grow(patch, channels * d + 8);  // slack for whole-vector row copies
-  grow(mean, d);
+  grow(patch, channels * d + 16);  // slack for whole-vector row copies and reads
+  grow(mean, d + 16);
+  grow(centred_t, d * ((channels + 15) / 16 * 16) + 16);
   grow(codes, channels);
   grow(buckets, channels);
   // At most channels/2 groups have two or more members and need scratch.
@@ -97,11 +98,21 @@ void PackHyperplanes(const float* h, int64_t count, int64_t dim, PackedHyperplan
   out->padded = (count + 15) / 16 * 16;
   out->transposed.assign(out->padded * dim, 0.0f);
   out->nonzeros = 0;
-  for (int64_t l = 0; l < count; ++l)
+  out->nz_j.clear();
+  out->nz_sign.clear();
+  out->nz_start.assign(1, 0);
+  for (int64_t l = 0; l < count; ++l) {
     for (int64_t j = 0; j < dim; ++j) {
-      out->transposed[j * out->padded + l] = h[l * dim + j];
-      out->nonzeros += h[l * dim + j] != 0.0f;
+      const float v = h[l * dim + j];
+      out->transposed[j * out->padded + l] = v;
+      if (v != 0.0f) {
+        out->nz_j.push_back(static_cast<int32_t>(j));
+        out->nz_sign.push_back(v);
+      }
     }
+    out->nz_start.push_back(static_cast<int32_t>(out->nz_j.size()));
+  }
+  out->nonzeros = static_cast<int64_t>(out->nz_j.size());
 }
 
 namespace {

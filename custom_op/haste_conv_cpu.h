@@ -30,6 +30,10 @@ struct PackedHyperplanes {
   std::vector<float> transposed;
   int64_t count = 0, dim = 0, padded = 0;
   int64_t nonzeros = 0;  // additions per hashed channel
+  // The same hyperplanes as lists of non-zero entries: hyperplane l's entries are
+  // nz_j/nz_sign[nz_start[l] .. nz_start[l + 1]), in increasing j.
+  std::vector<int32_t> nz_j, nz_start;
+  std::vector<float> nz_sign;
 };
 
 // Work counted by the kernel on the real inputs (the optional `stats` output).

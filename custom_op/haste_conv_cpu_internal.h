@@ -27,6 +27,7 @@ struct PreparedTile {
 // Per-thread scratch memory, grown to the largest layer seen and then reused.
 struct Workspace {
   std::vector<float> patch, mean, merged_in, cols, out;
+  std::vector<float> centred_t;       // centred patch transposed, [d][channels rounded up to 16]
   std::vector<uint64_t> codes, table_keys;
   std::vector<int32_t> buckets, table_buckets;  // magnitude buckets (0 when not split)
   std::vector<int32_t> table_vals, group_of, members, group_start, fill;
