@@ -164,6 +164,7 @@ struct Job {
   float* y;
   Isa isa;
   HasteStats* tile_stats;  // one per tile, or null
+  PaddedInput padded;
   // Two-phase mode: a run of prepared tiles [first, first + count) kept between
   // the phases, then computed block by block in tile_ranges ranges of tiles.
   int64_t first = 0, count = 0, tile_ranges = 1;
@@ -199,7 +200,7 @@ void RunWholeTile(void* data, size_t index) {
   ws.Reserve(g.group_in, g.patch_size(), g.kernel_h * g.kernel_w, np);
   PreparedTile tile{ws.cols.data(), ws.prepared_members.data(), ws.prepared_group_start.data(),
                     ws.prepared_scales.data(), 0};
-  job.isa.prepare(g, job.x, *job.h, task, ws, &tile, job.tile_stats ? job.tile_stats + index : nullptr);
+  job.isa.prepare(g, job.x, job.padded, *job.h, task, ws, &tile, job.tile_stats ? job.tile_stats + index : nullptr);
   job.isa.compute(g, *job.w, job.bias, job.y, task, tile, ws);
 }
 
@@ -208,7 +209,7 @@ void PrepareOnly(void* data, size_t index) {
   const FlushSubnormals flush;
   Job& job = *static_cast<Job*>(data);
   const int64_t tile = job.first + static_cast<int64_t>(index);
-  job.isa.prepare(*job.g, job.x, *job.h, TaskOf(*job.g, tile), tls_workspace, &job.prepared[index],
+  job.isa.prepare(*job.g, job.x, job.padded, *job.h, TaskOf(*job.g, tile), tls_workspace, &job.prepared[index],
                   job.tile_stats ? job.tile_stats + tile : nullptr);
 }
 
@@ -228,6 +229,26 @@ void ComputeOnly(void* data, size_t index) {
   }
 }
 
+// Writes one padded plane (image n, channel c = index) of job.padded.
+void PadPlane(void* data, size_t index) {
+  Job& job = *static_cast<Job*>(data);
+  const ConvGeometry& g = *job.g;
+  const PaddedInput& xp = job.padded;
+  const float* src = job.x + static_cast<int64_t>(index) * g.in_h * g.in_w;
+  float* dst = const_cast<float*>(xp.data) + static_cast<int64_t>(index) * xp.rows * xp.cols;
+  const int64_t col_lo = std::min(g.pad_left, xp.cols), col_hi = std::min(g.pad_left + g.in_w, xp.cols);
+  for (int64_t r = 0; r < xp.rows; ++r, dst += xp.cols) {
+    const int64_t iy = r - g.pad_top;
+    if (iy < 0 || iy >= g.in_h || col_lo >= col_hi) {
+      std::fill(dst, dst + xp.cols, 0.0f);
+      continue;
+    }
+    std::fill(dst, dst + col_lo, 0.0f);
+    std::memcpy(dst + col_lo, src + iy * g.in_w, (col_hi - col_lo) * sizeof(float));
+    std::fill(dst + col_hi, dst + xp.cols, 0.0f);
+  }
+}
+
 }  // namespace
 
 const char* CpuKernelIsa() { return CurrentIsa().name; }
@@ -239,6 +260,17 @@ void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w,
   // Counters per tile, summed afterwards: no atomics on the hot path.
   std::vector<HasteStats> tile_stats(stats ? tiles : 0);
   Job job{&g, x, &w, bias, &h, y, CurrentIsa(), stats ? tile_stats.data() : nullptr};
+  // Writing the padding out once makes every patch a plain copy (patches overlap,
+  // so this is also less copying); skipped when it would take much memory.
+  std::vector<float> padded;
+  const int64_t rows = (g.tiles_y - 1) * g.tile_h * g.stride_h + g.patch_h;
+  const int64_t cols = (g.tiles_x - 1) * g.tile_w * g.stride_w + g.patch_w;
+  if (static_cast<double>(g.batch) * g.in_channels * rows * cols <= kMaxPaddedFloats) {
+    padded.resize(g.batch * g.in_channels * rows * cols + kPaddedSlack);
+    std::fill(padded.end() - kPaddedSlack, padded.end(), 0.0f);
+    job.padded = PaddedInput{padded.data(), rows, cols};
+    parallel_for(static_cast<size_t>(g.batch * g.in_channels), PadPlane, &job);
+  }
   // Tile by tile (each tile, all its output blocks) keeps everything in cache
   // when a conv group's weights are small. Large weights would then stream from
   // memory once per tile, and few tiles leave threads idle: then prepare a run

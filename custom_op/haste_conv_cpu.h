@@ -10,6 +10,10 @@
 
 namespace haste {
 
+// The most floats a call spends on a padded copy of its input (above that it
+// gathers patches with bounds checks).
+constexpr double kMaxPaddedFloats = 2 << 20;
+
 // Output channels are packed in blocks of kBlock (zero-padded at the end).
 constexpr int64_t kBlock = 16;
 

@@ -15,6 +15,15 @@ struct TileTask {
   int64_t image, group, tile_y, tile_x, block_begin, block_end;
 };
 
+// The input with its zero padding written out, so that every patch row is a
+// plain copy: [N][C][rows][cols] plus kPaddedSlack floats. data is null when
+// the call reads x with bounds checks instead (large inputs).
+struct PaddedInput {
+  const float* data = nullptr;
+  int64_t rows = 0, cols = 0;
+};
+constexpr int64_t kPaddedSlack = 8;
+
 // A tile after hashing, grouping and im2col: what the GEMM blocks need.
 struct PreparedTile {
   float* cols = nullptr;  // [merged][kH*kW][padded pixels]
@@ -44,8 +53,8 @@ struct Workspace {
 // range of output blocks (ComputeBlocks). See haste_conv_cpu_tile.inc.
 #define HASTE_DECLARE_TILE(isa)                                                                              \
   namespace isa {                                                                                            \
-  void PrepareTile(const ConvGeometry& g, const float* x, const PackedHyperplanes& h, const TileTask& task,   \
-                   Workspace& ws, PreparedTile* out, HasteStats* stats);                                     \
+  void PrepareTile(const ConvGeometry& g, const float* x, const PaddedInput& xp, const PackedHyperplanes& h,   \
+                   const TileTask& task, Workspace& ws, PreparedTile* out, HasteStats* stats);                 \
   void ComputeBlocks(const ConvGeometry& g, const PackedWeights& w, const float* bias, float* y,               \
                      const TileTask& task, const PreparedTile& tile, Workspace& ws);                         \
   int64_t PaddedTilePixels(int64_t pixels);                                                                  \
