@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -166,12 +167,12 @@ struct Job {
   HasteStats* tile_stats;  // one per tile, or null
   PaddedInput padded;
   // Two-phase mode: a run of prepared tiles [first, first + count) kept between
-  // the phases, then computed block by block in tile_ranges ranges of tiles.
+  // the phases, then computed kItemBlocks blocks at a time in tile_ranges ranges of tiles.
   int64_t first = 0, count = 0, tile_ranges = 1;
+  // Uninitialised buffers (every element is written before it is read).
   std::vector<PreparedTile> prepared;
-  std::vector<float> cols;
-  std::vector<int32_t> members, group_start;
-  std::vector<float> scales;
+  std::unique_ptr<float[]> cols, scales;
+  std::unique_ptr<int32_t[]> members, group_start;
 };
 
 TileTask TaskOf(const ConvGeometry& g, int64_t tile) {
@@ -186,6 +187,10 @@ TileTask TaskOf(const ConvGeometry& g, int64_t tile) {
 }
 
 thread_local Workspace tls_workspace;
+
+// Output blocks per work item of the two-phase mode: two share each input load
+// in the GEMM (ComputeBlocks' wide pass).
+constexpr int64_t kItemBlocks = 2;
 
 // One tile, all output blocks.
 void RunWholeTile(void* data, size_t index) {
@@ -213,18 +218,18 @@ void PrepareOnly(void* data, size_t index) {
                   job.tile_stats ? job.tile_stats + tile : nullptr);
 }
 
-// Two-phase mode, phase 2: one block of output channels for a range of the
-// run's tiles, so that the block's weights are read from cache, not memory.
+// Two-phase mode, phase 2: kItemBlocks blocks of output channels for a range of the
+// run's tiles, so that the blocks' weights are read from cache, not memory.
 void ComputeOnly(void* data, size_t index) {
   const FlushSubnormals flush;
   Job& job = *static_cast<Job*>(data);
-  const int64_t block = static_cast<int64_t>(index) / job.tile_ranges;
+  const int64_t block = static_cast<int64_t>(index) / job.tile_ranges * kItemBlocks;
   const int64_t range = static_cast<int64_t>(index) % job.tile_ranges;
   const int64_t begin = range * job.count / job.tile_ranges, end = (range + 1) * job.count / job.tile_ranges;
   for (int64_t t = begin; t < end; ++t) {
     TileTask task = TaskOf(*job.g, job.first + t);
     task.block_begin = block;
-    task.block_end = block + 1;
+    task.block_end = std::min(block + kItemBlocks, job.w->blocks);
     job.isa.compute(*job.g, *job.w, job.bias, job.y, task, job.prepared[t], tls_workspace);
   }
 }
@@ -262,13 +267,14 @@ void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w,
   Job job{&g, x, &w, bias, &h, y, CurrentIsa(), stats ? tile_stats.data() : nullptr};
   // Writing the padding out once makes every patch a plain copy (patches overlap,
   // so this is also less copying); skipped when it would take much memory.
-  std::vector<float> padded;
+  std::unique_ptr<float[]> padded;
   const int64_t rows = (g.tiles_y - 1) * g.tile_h * g.stride_h + g.patch_h;
   const int64_t cols = (g.tiles_x - 1) * g.tile_w * g.stride_w + g.patch_w;
   if (static_cast<double>(g.batch) * g.in_channels * rows * cols <= kMaxPaddedFloats) {
-    padded.resize(g.batch * g.in_channels * rows * cols + kPaddedSlack);
-    std::fill(padded.end() - kPaddedSlack, padded.end(), 0.0f);
-    job.padded = PaddedInput{padded.data(), rows, cols};
+    const int64_t size = g.batch * g.in_channels * rows * cols;
+    padded.reset(new float[size + kPaddedSlack]);
+    std::fill(padded.get() + size, padded.get() + size + kPaddedSlack, 0.0f);
+    job.padded = PaddedInput{padded.get(), rows, cols};
     parallel_for(static_cast<size_t>(g.batch * g.in_channels), PadPlane, &job);
   }
   // Tile by tile (each tile, all its output blocks) keeps everything in cache
@@ -285,20 +291,21 @@ void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w,
     const int64_t np = job.isa.padded_pixels(g.tile_h * g.tile_w);
     const int64_t cols_per_tile = g.group_in * g.kernel_h * g.kernel_w * np;
     const int64_t run = std::max<int64_t>(1, std::min<int64_t>(tiles, kRunBytes / (4 * cols_per_tile)));
-    job.cols.resize(run * cols_per_tile);
-    job.members.resize(run * g.group_in);
-    job.group_start.resize(run * (g.group_in + 1));
-    job.scales.resize(run * g.group_in);
+    job.cols.reset(new float[run * cols_per_tile]);
+    job.members.reset(new int32_t[run * g.group_in]);
+    job.group_start.reset(new int32_t[run * (g.group_in + 1)]);
+    job.scales.reset(new float[run * g.group_in]);
     job.prepared.resize(run);
     for (int64_t t = 0; t < run; ++t)
-      job.prepared[t] = PreparedTile{job.cols.data() + t * cols_per_tile, job.members.data() + t * g.group_in,
-                                     job.group_start.data() + t * (g.group_in + 1), job.scales.data() + t * g.group_in,
+      job.prepared[t] = PreparedTile{job.cols.get() + t * cols_per_tile, job.members.get() + t * g.group_in,
+                                     job.group_start.get() + t * (g.group_in + 1), job.scales.get() + t * g.group_in,
                                      0};
     for (job.first = 0; job.first < tiles; job.first += run) {
       job.count = std::min(run, tiles - job.first);
-      job.tile_ranges = std::min<int64_t>(job.count, (kMinItems + w.blocks - 1) / w.blocks);
+      const int64_t items = (w.blocks + kItemBlocks - 1) / kItemBlocks;
+      job.tile_ranges = std::min<int64_t>(job.count, (kMinItems + items - 1) / items);
       parallel_for(static_cast<size_t>(job.count), PrepareOnly, &job);
-      parallel_for(static_cast<size_t>(w.blocks * job.tile_ranges), ComputeOnly, &job);
+      parallel_for(static_cast<size_t>(items * job.tile_ranges), ComputeOnly, &job);
     }
   }
   for (const HasteStats& t : tile_stats) stats->Add(t);
