@@ -36,6 +36,8 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   grow(scales, channels);
   grow(prepared_scales, channels);
   grow(fill, channels);
+  grow(order, channels);
+  grow(sizes, channels);
   grow(in_rows, channels);
   grow(w_rows, channels);
   int64_t table = 16;
@@ -67,11 +69,18 @@ int64_t Workspace::Group(int64_t channels) {
     group_of[c] = table_vals[slot];
     ++fill[group_of[c]];
   }
-  // Counting sort of channels by group, keeping channel order inside a group.
+  // Counting sort of channels by group, keeping channel order inside a group,
+  // after renumbering the groups: single members first, then the others, each
+  // in order of first member.
+  singles = 0;
+  for (int64_t m = 0; m < groups; ++m) singles += fill[m] == 1;
+  int32_t next_single = 0, next_multi = static_cast<int32_t>(singles);
+  for (int64_t m = 0; m < groups; ++m) order[m] = fill[m] == 1 ? next_single++ : next_multi++;
+  for (int64_t m = 0; m < groups; ++m) sizes[order[m]] = fill[m];
   group_start[0] = 0;
-  for (int64_t m = 0; m < groups; ++m) group_start[m + 1] = group_start[m] + fill[m];
+  for (int64_t m = 0; m < groups; ++m) group_start[m + 1] = group_start[m] + sizes[m];
   for (int64_t m = 0; m < groups; ++m) fill[m] = group_start[m];
-  for (int64_t c = 0; c < channels; ++c) members[fill[group_of[c]]++] = static_cast<int32_t>(c);
+  for (int64_t c = 0; c < channels; ++c) members[fill[order[group_of[c]]]++] = static_cast<int32_t>(c);
   return groups;
 }
 

@@ -31,6 +31,7 @@ struct PreparedTile {
   int32_t* group_start = nullptr;  // merged + 1 offsets into members
   float* scales = nullptr;         // per member (in members' order): its filter slice's weight
   int64_t merged = 0;
+  int64_t singles = 0;  // the first `singles` groups have one member each
 };
 
 // Per-thread scratch memory, grown to the largest layer seen and then reused.
@@ -39,13 +40,15 @@ struct Workspace {
   std::vector<float> centred_t;       // centred patch transposed, [d][channels rounded up to 16]
   std::vector<uint64_t> codes, table_keys;
   std::vector<int32_t> buckets, table_buckets;  // magnitude buckets (0 when not split)
-  std::vector<int32_t> table_vals, group_of, members, group_start, fill;
+  std::vector<int32_t> table_vals, group_of, members, group_start, fill, order, sizes;
+  int64_t singles = 0;  // groups with one member (they come first)
   std::vector<int32_t> prepared_members, prepared_group_start;  // a PreparedTile kept in this workspace
   std::vector<float> scales, prepared_scales;
   std::vector<const float*> in_rows, w_rows;  // merged inputs; weight rows of one block in group order
 
   void Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_t np);
-  // Groups channels by (codes, buckets); fills members/group_start; returns the group count.
+  // Groups channels by (codes, buckets); fills members/group_start (single-member
+  // groups first, see `singles`); returns the group count.
   int64_t Group(int64_t channels);
 };
 
