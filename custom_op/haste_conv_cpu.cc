@@ -40,6 +40,9 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   grow(sizes, channels);
   grow(in_rows, channels);
   grow(w_rows, channels);
+  grow(group_rows, channels);
+  // Two blocks of merged rows, block 1 a block stride (channels rows) after block 0.
+  grow(merged_w, (channels + channels / 2) * kernel_area * kBlock);
   int64_t table = 16;
   while (table < 2 * channels) table *= 2;
   grow(table_keys, table);

@@ -45,6 +45,8 @@ struct Workspace {
   std::vector<int32_t> prepared_members, prepared_group_start;  // a PreparedTile kept in this workspace
   std::vector<float> scales, prepared_scales;
   std::vector<const float*> in_rows, w_rows;  // merged inputs; weight rows of one block in group order
+  std::vector<const float*> group_rows;        // per group: its (merged) weight row of one block
+  std::vector<float> merged_w;                 // merged filter rows of up to two blocks
 
   void Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_t np);
   // Groups channels by (codes, buckets); fills members/group_start (single-member
