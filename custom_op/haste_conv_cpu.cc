@@ -41,8 +41,8 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   grow(in_rows, channels);
   grow(w_rows, channels);
   grow(group_rows, channels);
-  // Two blocks of merged rows, block 1 a block stride (channels rows) after block 0.
-  grow(merged_w, (channels + channels / 2) * kernel_area * kBlock);
+  // Two blocks of merged rows, block 1 a block stride (channels rows and one more line) after block 0.
+  grow(merged_w, (channels + channels / 2) * kernel_area * kBlock + kBlock);
   int64_t table = 16;
   while (table < 2 * channels) table *= 2;
   grow(table_keys, table);
@@ -95,7 +95,8 @@ void PackWeights(const float* w, int64_t out_channels, int64_t group_in, int64_t
   out->kernel_area = kernel_area;
   out->group_out = group_out;
   out->blocks = (group_out + kBlock - 1) / kBlock;
-  out->data.assign(groups * out->blocks * group_in * kernel_area * kBlock, 0.0f);
+  out->block_stride = group_in * kernel_area * kBlock + kBlock;
+  out->data.assign(groups * out->blocks * out->block_stride, 0.0f);
   for (int64_t grp = 0; grp < groups; ++grp)
     for (int64_t o = 0; o < group_out; ++o)
       for (int64_t c = 0; c < group_in; ++c) {

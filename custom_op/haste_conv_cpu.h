@@ -20,11 +20,14 @@ constexpr int64_t kBlock = 16;
 // W repacked per conv group and block of kBlock output channels as
 // [group][block][group_in][kH*kW][kBlock]: a merged filter is a sum of
 // contiguous slices, and the GEMM streams through one block's weights in order.
+// Blocks are block_stride floats apart: one cache line more than their size,
+// so that two blocks read side by side do not alias in 4 KiB (their size is a
+// multiple of 4 KiB for 3x3 kernels and channels a multiple of 64).
 struct PackedWeights {
   std::vector<float> data;
-  int64_t groups = 0, group_in = 0, kernel_area = 0, group_out = 0, blocks = 0;
+  int64_t groups = 0, group_in = 0, kernel_area = 0, group_out = 0, blocks = 0, block_stride = 0;
   const float* Block(int64_t group, int64_t block, int64_t channel) const {
-    return data.data() + (((group * blocks + block) * group_in + channel) * kernel_area) * kBlock;
+    return data.data() + (group * blocks + block) * block_stride + channel * kernel_area * kBlock;
   }
 };
 
