@@ -184,8 +184,8 @@ struct Job {
   int64_t first = 0, count = 0, tile_ranges = 1;
   // Uninitialised buffers (every element is written before it is read).
   std::vector<PreparedTile> prepared;
-  std::unique_ptr<float[]> cols, scales;
-  std::unique_ptr<int32_t[]> members, group_start;
+  LineBuffer<float> cols, scales;
+  LineBuffer<int32_t> members, group_start;
 };
 
 TileTask TaskOf(const ConvGeometry& g, int64_t tile) {
@@ -280,12 +280,12 @@ void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w,
   Job job{&g, x, &w, bias, &h, y, CurrentIsa(), stats ? tile_stats.data() : nullptr};
   // Writing the padding out once makes every patch a plain copy (patches overlap,
   // so this is also less copying); skipped when it would take much memory.
-  std::unique_ptr<float[]> padded;
+  LineBuffer<float> padded;
   const int64_t rows = (g.tiles_y - 1) * g.tile_h * g.stride_h + g.patch_h;
   const int64_t cols = (g.tiles_x - 1) * g.tile_w * g.stride_w + g.patch_w;
   if (static_cast<double>(g.batch) * g.in_channels * rows * cols <= kMaxPaddedFloats) {
     const int64_t size = g.batch * g.in_channels * rows * cols;
-    padded.reset(new float[size + kPaddedSlack]);
+    padded = NewLineBuffer<float>(size + kPaddedSlack);
     std::fill(padded.get() + size, padded.get() + size + kPaddedSlack, 0.0f);
     job.padded = PaddedInput{padded.get(), rows, cols};
     parallel_for(static_cast<size_t>(g.batch * g.in_channels), PadPlane, &job);
@@ -304,10 +304,10 @@ void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w,
     const int64_t np = job.isa.padded_pixels(g.tile_h * g.tile_w);
     const int64_t cols_per_tile = g.group_in * g.kernel_h * g.kernel_w * np;
     const int64_t run = std::max<int64_t>(1, std::min<int64_t>(tiles, kRunBytes / (4 * cols_per_tile)));
-    job.cols.reset(new float[run * cols_per_tile]);
-    job.members.reset(new int32_t[run * g.group_in]);
-    job.group_start.reset(new int32_t[run * (g.group_in + 1)]);
-    job.scales.reset(new float[run * g.group_in]);
+    job.cols = NewLineBuffer<float>(run * cols_per_tile);
+    job.members = NewLineBuffer<int32_t>(run * g.group_in);
+    job.group_start = NewLineBuffer<int32_t>(run * (g.group_in + 1));
+    job.scales = NewLineBuffer<float>(run * g.group_in);
     job.prepared.resize(run);
     for (int64_t t = 0; t < run; ++t)
       job.prepared[t] = PreparedTile{job.cols.get() + t * cols_per_tile, job.members.get() + t * g.group_in,

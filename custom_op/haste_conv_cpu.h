@@ -4,11 +4,41 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include "haste_common.h"
 
 namespace haste {
+
+// Cache-line aligned storage: vector loads never straddle lines by accident of
+// where malloc put a buffer, so timings do not vary from process to process.
+template <typename T>
+struct LineAllocator {
+  using value_type = T;
+  LineAllocator() = default;
+  template <typename U>
+  LineAllocator(const LineAllocator<U>&) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, std::size_t) { ::operator delete(p, std::align_val_t{64}); }
+  template <typename U>
+  bool operator==(const LineAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const LineAllocator<U>&) const { return false; }
+};
+using Floats = std::vector<float, LineAllocator<float>>;
+
+// An uninitialised cache-line aligned array of a trivial type.
+struct LineFree {
+  void operator()(void* p) const { ::operator delete(p, std::align_val_t{64}); }
+};
+template <typename T>
+using LineBuffer = std::unique_ptr<T[], LineFree>;
+template <typename T>
+LineBuffer<T> NewLineBuffer(std::size_t n) {
+  return LineBuffer<T>(static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})));
+}
 
 // The most floats a call spends on a padded copy of its input (above that it
 // gathers patches with bounds checks).
@@ -24,7 +54,7 @@ constexpr int64_t kBlock = 16;
 // so that two blocks read side by side do not alias in 4 KiB (their size is a
 // multiple of 4 KiB for 3x3 kernels and channels a multiple of 64).
 struct PackedWeights {
-  std::vector<float> data;
+  Floats data;
   int64_t groups = 0, group_in = 0, kernel_area = 0, group_out = 0, blocks = 0, block_stride = 0;
   const float* Block(int64_t group, int64_t block, int64_t channel) const {
     return data.data() + (group * blocks + block) * block_stride + channel * kernel_area * kBlock;

@@ -36,17 +36,17 @@ struct PreparedTile {
 
 // Per-thread scratch memory, grown to the largest layer seen and then reused.
 struct Workspace {
-  std::vector<float> patch, mean, merged_in, cols, out;
-  std::vector<float> centred_t;       // centred patch transposed, [d][channels rounded up to 16]
+  Floats patch, mean, merged_in, cols, out;
+  Floats centred_t;                   // centred patch transposed, [d][channels rounded up to 16]
   std::vector<uint64_t> codes, table_keys;
   std::vector<int32_t> buckets, table_buckets;  // magnitude buckets (0 when not split)
   std::vector<int32_t> table_vals, group_of, members, group_start, fill, order, sizes;
   int64_t singles = 0;  // groups with one member (they come first)
   std::vector<int32_t> prepared_members, prepared_group_start;  // a PreparedTile kept in this workspace
-  std::vector<float> scales, prepared_scales;
+  Floats scales, prepared_scales;
   std::vector<const float*> in_rows, w_rows;  // merged inputs; weight rows of one block in group order
   std::vector<const float*> group_rows;        // per group: its (merged) weight row of one block
-  std::vector<float> merged_w;                 // merged filter rows of up to two blocks
+  Floats merged_w;                             // merged filter rows of up to two blocks
 
   void Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_t np);
   // Groups channels by (codes, buckets); fills members/group_start (single-member
