@@ -6,9 +6,12 @@ differ in how much their merging disturbs the network's output per MAC saved
 layer's L (or leaves the layer dense) to save a target share of the conv MACs
 for the least disturbance:
 
-1. Probe inputs. `synthetic_probe` makes images of blocky uniform noise
-   (uniform values on a grid of 4x4-pixel blocks, normalised with the
+1. Probe inputs. `synthetic_probe` makes images of natural-image-like noise
+   (Gaussian noise with the 1/f amplitude spectrum of natural images, scaled
+   to [0, 1], then dark below a random level per image, normalised with the
    model's mean/std): no data set is read, so the result stays data-free.
+   (`noise="blocky"`, uniform values on 4x4-pixel blocks, was the first
+   probe; it ranks layers less like real images do: docs/ablations.md.)
    Callers may pass real unlabelled images instead (calibration, a separate
    and clearly named mode: `--probe fashion-mnist-train`).
 2. For every layer the policy would replace and every candidate L, only that
@@ -23,9 +26,10 @@ for the least disturbance:
    programming). Disturbances are assumed to add up.
 
 The probe's noise merges differently from real images, so the saving reached
-on real data differs from the target (on the Fashion-MNIST models it is
-higher: real feature maps are smoother). What transfers is the ranking of the
-layers (docs/ablations.md has the numbers).
+on real data differs from the target (with the blocky noise it was higher:
+real feature maps are smoother; the natural noise merges about as real images
+do). What transfers is the ranking of the layers (docs/ablations.md has the
+numbers).
 """
 from __future__ import annotations
 
@@ -42,25 +46,51 @@ from .rewrite.conv_to_haste import HashingOptions
 DEFAULT_CANDIDATES = (6, 8, 10, 12, 14, 16)
 DEFAULT_PROBE_IMAGES = 64
 PROBE_SEED = 0
-BLOCK = 4  # pixels per side of one noise block
+BLOCK = 4  # pixels per side of one block of the blocky noise
+PROBE_NOISES = ("natural", "blocky")
+DARK_LEVEL_MAX = 0.6  # natural noise: each image is dark below a level drawn from [0, this)
 
 
 def synthetic_probe(model: onnx.ModelProto, count: int = DEFAULT_PROBE_IMAGES, mean: Sequence[float] = (0.2860,),
-                    std: Sequence[float] = (0.3530,), seed: int = PROBE_SEED) -> np.ndarray:
-    """`count` float32 NCHW images of blocky uniform noise for `model`'s first input (no data read)."""
+                    std: Sequence[float] = (0.3530,), seed: int = PROBE_SEED, noise: str = "natural") -> np.ndarray:
+    """`count` float32 NCHW images of noise for `model`'s first input (no data read).
+
+    "natural": per image and channel, Gaussian noise shaped to the 1/f amplitude spectrum of natural
+    images, scaled to [0, 1]; values below a level drawn uniformly from [0, DARK_LEVEL_MAX) become 0 and
+    the rest are stretched back to [0, 1] (images range from no dark regions to mostly dark, as feature
+    maps after ReLU do). "blocky": uniform values on a grid of BLOCK x BLOCK pixels.
+    """
     from .evaluate import input_info
 
+    if noise not in PROBE_NOISES:
+        raise ValueError(f"unknown probe noise {noise!r}; expected one of {', '.join(PROBE_NOISES)}")
     _, dims = input_info(model)
     if len(dims) != 4 or any(d is None for d in dims[1:]):
         shape = "x".join("?" if d is None else str(d) for d in dims)
         raise ValueError(f"the synthetic probe needs a model input of fixed shape NxCxHxW; this model's is {shape}")
     _, channels, height, width = dims
     rng = np.random.default_rng(seed)
-    coarse = rng.random((count, channels, -(-height // BLOCK), -(-width // BLOCK)), dtype=np.float32)
-    images = np.repeat(np.repeat(coarse, BLOCK, axis=2), BLOCK, axis=3)[:, :, :height, :width]
+    if noise == "blocky":
+        coarse = rng.random((count, channels, -(-height // BLOCK), -(-width // BLOCK)), dtype=np.float32)
+        images = np.repeat(np.repeat(coarse, BLOCK, axis=2), BLOCK, axis=3)[:, :, :height, :width]
+    else:
+        images = natural_noise(rng, (count, channels, height, width))
     mean = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
     return np.ascontiguousarray((images - mean) / std, dtype=np.float32)
+
+
+def natural_noise(rng: np.random.Generator, shape: Tuple[int, int, int, int]) -> np.ndarray:
+    """Images in [0, 1] of 1/f noise with dark regions (see `synthetic_probe`)."""
+    n, c, h, w = shape
+    freq = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2)
+    freq[0, 0] = 1.0  # the mean is rescaled away below
+    spectrum = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / freq
+    images = np.real(np.fft.ifft2(spectrum))
+    low, high = images.min(axis=(2, 3), keepdims=True), images.max(axis=(2, 3), keepdims=True)
+    images = (images - low) / np.maximum(high - low, 1e-12)
+    level = rng.random((n, 1, 1, 1)) * DARK_LEVEL_MAX
+    return (np.maximum(images - level, 0.0) / (1.0 - level)).astype(np.float32)
 
 
 def default_mean_std(model: onnx.ModelProto) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
@@ -79,14 +109,16 @@ def default_mean_std(model: onnx.ModelProto) -> Tuple[Tuple[float, ...], Tuple[f
 
 
 def probe_images(model: onnx.ModelProto, probe: str, count: int, mean=None, std=None):
-    """(images, mean, std) for `probe`: "synthetic" (no data) or "fashion-mnist-train" (unlabelled, calibration)."""
+    """(images, mean, std) for `probe`: "synthetic" (natural noise, no data), "synthetic-blocky" (the first
+    probe's noise, no data) or "fashion-mnist-train" (unlabelled images: calibration)."""
     from .model_io import InputError
 
     if mean is None or std is None:
         mean, std = default_mean_std(model)
-    if probe == "synthetic":
+    if probe in ("synthetic", "synthetic-blocky"):
+        noise = "blocky" if probe == "synthetic-blocky" else "natural"
         try:
-            return synthetic_probe(model, count, mean, std), mean, std
+            return synthetic_probe(model, count, mean, std, noise=noise), mean, std
         except ValueError as err:
             raise InputError(str(err)) from err
     if probe == "fashion-mnist-train":

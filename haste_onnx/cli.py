@@ -190,9 +190,12 @@ def add_allocation(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--target-cut", type=_ranged(float, 0.001, 0.999, "--target-cut"), default=None, metavar="R",
                        help="fraction of the conv MACs to save on the probe, e.g. 0.35 (default: off, one L for "
                             "every layer)")
-    group.add_argument("--probe", choices=["synthetic", "fashion-mnist-train"], default="synthetic",
-                       help="synthetic: blocky uniform noise, data-free (default); fashion-mnist-train: the first "
-                            "images of the Fashion-MNIST training split, unlabelled (calibration: uses data)")
+    group.add_argument("--probe", choices=["synthetic", "synthetic-blocky", "fashion-mnist-train"],
+                       default="synthetic",
+                       help="synthetic: noise with natural images' 1/f spectrum and dark regions, data-free "
+                            "(default); synthetic-blocky: the first probe, blocky uniform noise, data-free; "
+                            "fashion-mnist-train: the first images of the Fashion-MNIST training split, "
+                            "unlabelled (calibration: uses data)")
     group.add_argument("--probe-images", type=_ranged(int, 1, 4096, "--probe-images"), default=DEFAULT_PROBE_IMAGES,
                        metavar="N", help=f"probe images (default {DEFAULT_PROBE_IMAGES})")
     group.add_argument("--candidates", type=_candidates, default=list(DEFAULT_CANDIDATES), metavar="L,L,...",

@@ -17,12 +17,38 @@ from haste_onnx.rewrite import HashingOptions, rewrite_model
 from test_eval import net_model
 
 
-def test_synthetic_probe_is_seeded_blocky_normalised_noise():
+def test_synthetic_probe_is_seeded_natural_noise_with_dark_regions():
+    model = net_model(32, 24)
+    a = synthetic_probe(model, 64, mean=(0.5,), std=(0.25,))
+    assert a.shape == (64, 1, 32, 24) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, synthetic_probe(model, 64, mean=(0.5,), std=(0.25,)))
+    assert not np.array_equal(a, synthetic_probe(model, 64, mean=(0.5,), std=(0.25,), seed=1))
+    pixels = a.astype(np.float64) * 0.25 + 0.5
+    assert pixels.min() >= -1e-6 and pixels.max() <= 1 + 1e-6
+    assert np.allclose(pixels.max(axis=(1, 2, 3)), 1.0, atol=1e-5)  # every image is stretched to [0, 1]
+    dark = (pixels < 1e-6).mean(axis=(1, 2, 3))
+    assert dark.min() < 0.1 < 0.3 < dark.max()  # from hardly any dark pixels to large dark regions
+    # A 1/f amplitude spectrum: neighbours are far more alike than in white noise, and much of the
+    # power (mean removed) sits in the lowest spatial frequencies.
+    centred = pixels - pixels.mean(axis=(2, 3), keepdims=True)
+    corr = (centred[:, :, 1:, :] * centred[:, :, :-1, :]).sum() / (centred ** 2).sum()
+    assert corr > 0.4  # white noise: about 0
+    power = np.abs(np.fft.fft2(centred)) ** 2
+    low = (np.abs(np.fft.fftfreq(32))[:, None] <= 2 / 32) & (np.abs(np.fft.fftfreq(24))[None, :] <= 2 / 24)
+    assert power[:, :, low].sum() > 0.3 * power.sum()  # 25 of 768 frequencies: about 3% for white noise
+
+
+def test_synthetic_probe_rejects_unknown_noise():
+    with pytest.raises(ValueError, match="unknown probe noise 'white'"):
+        synthetic_probe(net_model(12, 10), 2, noise="white")
+
+
+def test_synthetic_blocky_probe_is_seeded_blocky_normalised_noise():
     model = net_model(12, 10)
-    a = synthetic_probe(model, 5, mean=(0.5,), std=(0.25,))
+    a = synthetic_probe(model, 5, mean=(0.5,), std=(0.25,), noise="blocky")
     assert a.shape == (5, 1, 12, 10) and a.dtype == np.float32
-    np.testing.assert_array_equal(a, synthetic_probe(model, 5, mean=(0.5,), std=(0.25,)))
-    assert not np.array_equal(a, synthetic_probe(model, 5, mean=(0.5,), std=(0.25,), seed=1))
+    np.testing.assert_array_equal(a, synthetic_probe(model, 5, mean=(0.5,), std=(0.25,), noise="blocky"))
+    assert not np.array_equal(a, synthetic_probe(model, 5, mean=(0.5,), std=(0.25,), seed=1, noise="blocky"))
     pixels = a * 0.25 + 0.5
     assert pixels.min() >= 0 and pixels.max() <= 1
     blocks = pixels[:, :, :12:4, :10:4]  # every 4x4 block is one value
