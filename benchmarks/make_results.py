@@ -84,15 +84,15 @@ def grid() -> List[dict]:
                        allow_strided=True, target_cut=0.34, probe="synthetic-blocky",
                        candidates=(4, 6, 8, 10, 12, 14, 16), candidate_tiles=((2, 2), (4, 4)),
                        change="L and tile (2x2 or 4x4) per layer from a blocky-noise probe (data-free), strided too"))
-    # The default probe since: noise with natural images' 1/f spectrum and dark regions (`--probe synthetic`).
+    # The default probe since: smooth noise (1/f^2 spectrum) with dark regions (`--probe synthetic`).
     points.append(dict(model="resnet18", tag="natprobe_t0.34", L=14, seeds=SEEDS, group="ablation", merge="project",
                        allow_strided=True, target_cut=0.34, probe="synthetic",
-                       change="L per layer from the natural-noise probe (data-free), strided too"))
+                       change="L per layer from the smooth-noise probe (data-free), strided too"))
     for target in (0.34, 0.40):
         points.append(dict(model="resnet18", tag=f"natprobe_tiles_t{target:.2f}", L=14, seeds=SEEDS, group="ablation",
                            merge="project", allow_strided=True, target_cut=target, probe="synthetic",
                            candidates=(4, 6, 8, 10, 12, 14, 16), candidate_tiles=((2, 2), (4, 4)),
-                           change="L and tile (2x2 or 4x4) per layer from the natural-noise probe (data-free), "
+                           change="L and tile (2x2 or 4x4) per layer from the smooth-noise probe (data-free), "
                                   "strided too"))
     points.append(dict(model="resnet18", tag="calib_t0.34", L=14, seeds=(0,), group="ablation", merge="project",
                        allow_strided=True, target_cut=0.34, probe="fashion-mnist-train",

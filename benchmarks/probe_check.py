@@ -5,7 +5,7 @@
 
 Each layer the default policy (plus strided convs) replaces is rewritten alone at
 L hyperplanes and run on three probes: the two noises of
-`haste_onnx.allocate.synthetic_probe` (natural, the default, and blocky, the
+`haste_onnx.allocate.synthetic_probe` (smooth, the default, and blocky, the
 first) and the first Fashion-MNIST training images. Per layer it prints the
 output disturbance and the net MACs saved on each; then, per noise, the
 Pearson and Spearman correlations of disturbance per MAC saved (what the

@@ -6,10 +6,11 @@ differ in how much their merging disturbs the network's output per MAC saved
 layer's L (or leaves the layer dense) to save a target share of the conv MACs
 for the least disturbance:
 
-1. Probe inputs. `synthetic_probe` makes images of natural-image-like noise
-   (Gaussian noise with the 1/f amplitude spectrum of natural images, scaled
-   to [0, 1], then dark below a random level per image, normalised with the
-   model's mean/std): no data set is read, so the result stays data-free.
+1. Probe inputs. `synthetic_probe` makes images of smooth noise (Gaussian
+   noise with a 1/f^2 amplitude spectrum, smoother than natural images' 1/f,
+   scaled to [0, 1], then dark below a random level per image, normalised
+   with the model's mean/std): no data set is read, so the result stays
+   data-free.
    (`noise="blocky"`, uniform values on 4x4-pixel blocks, was the first
    probe; it ranks layers less like real images do: docs/ablations.md.)
    Callers may pass real unlabelled images instead (calibration, a separate
@@ -27,7 +28,7 @@ for the least disturbance:
 
 The probe's noise merges differently from real images, so the saving reached
 on real data differs from the target (with the blocky noise it was higher:
-real feature maps are smoother; the natural noise merges about as real images
+real feature maps are smoother; the smooth noise merges about as real images
 do). What transfers is the ranking of the layers (docs/ablations.md has the
 numbers).
 """
@@ -47,18 +48,19 @@ DEFAULT_CANDIDATES = (6, 8, 10, 12, 14, 16)
 DEFAULT_PROBE_IMAGES = 64
 PROBE_SEED = 0
 BLOCK = 4  # pixels per side of one block of the blocky noise
-PROBE_NOISES = ("natural", "blocky")
-DARK_LEVEL_MAX = 0.6  # natural noise: each image is dark below a level drawn from [0, this)
+PROBE_NOISES = ("smooth", "blocky")
+DARK_LEVEL_MAX = 0.6  # smooth noise: each image is dark below a level drawn from [0, this)
 
 
 def synthetic_probe(model: onnx.ModelProto, count: int = DEFAULT_PROBE_IMAGES, mean: Sequence[float] = (0.2860,),
-                    std: Sequence[float] = (0.3530,), seed: int = PROBE_SEED, noise: str = "natural") -> np.ndarray:
+                    std: Sequence[float] = (0.3530,), seed: int = PROBE_SEED, noise: str = "smooth") -> np.ndarray:
     """`count` float32 NCHW images of noise for `model`'s first input (no data read).
 
-    "natural": per image and channel, Gaussian noise shaped to the 1/f amplitude spectrum of natural
-    images, scaled to [0, 1]; values below a level drawn uniformly from [0, DARK_LEVEL_MAX) become 0 and
-    the rest are stretched back to [0, 1] (images range from no dark regions to mostly dark, as feature
-    maps after ReLU do). "blocky": uniform values on a grid of BLOCK x BLOCK pixels.
+    "smooth": per image and channel, Gaussian noise shaped to a 1/f^2 amplitude spectrum (smoother than
+    natural images' 1/f: it ranks layers more like real images do, docs/ablations.md), scaled to [0, 1];
+    values below a level drawn uniformly from [0, DARK_LEVEL_MAX) become 0 and the rest are stretched
+    back to [0, 1] (images range from no dark regions to mostly dark). "blocky": uniform values on a grid
+    of BLOCK x BLOCK pixels.
     """
     from .evaluate import input_info
 
@@ -74,18 +76,18 @@ def synthetic_probe(model: onnx.ModelProto, count: int = DEFAULT_PROBE_IMAGES, m
         coarse = rng.random((count, channels, -(-height // BLOCK), -(-width // BLOCK)), dtype=np.float32)
         images = np.repeat(np.repeat(coarse, BLOCK, axis=2), BLOCK, axis=3)[:, :, :height, :width]
     else:
-        images = natural_noise(rng, (count, channels, height, width))
+        images = smooth_noise(rng, (count, channels, height, width))
     mean = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
     return np.ascontiguousarray((images - mean) / std, dtype=np.float32)
 
 
-def natural_noise(rng: np.random.Generator, shape: Tuple[int, int, int, int]) -> np.ndarray:
-    """Images in [0, 1] of 1/f noise with dark regions (see `synthetic_probe`)."""
+def smooth_noise(rng: np.random.Generator, shape: Tuple[int, int, int, int]) -> np.ndarray:
+    """Images in [0, 1] of 1/f^2 noise with dark regions (see `synthetic_probe`)."""
     n, c, h, w = shape
     freq = np.sqrt(np.fft.fftfreq(h)[:, None] ** 2 + np.fft.fftfreq(w)[None, :] ** 2)
     freq[0, 0] = 1.0  # the mean is rescaled away below
-    spectrum = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / freq
+    spectrum = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / freq ** 2
     images = np.real(np.fft.ifft2(spectrum))
     low, high = images.min(axis=(2, 3), keepdims=True), images.max(axis=(2, 3), keepdims=True)
     images = (images - low) / np.maximum(high - low, 1e-12)
@@ -109,14 +111,14 @@ def default_mean_std(model: onnx.ModelProto) -> Tuple[Tuple[float, ...], Tuple[f
 
 
 def probe_images(model: onnx.ModelProto, probe: str, count: int, mean=None, std=None):
-    """(images, mean, std) for `probe`: "synthetic" (natural noise, no data), "synthetic-blocky" (the first
+    """(images, mean, std) for `probe`: "synthetic" (smooth noise, no data), "synthetic-blocky" (the first
     probe's noise, no data) or "fashion-mnist-train" (unlabelled images: calibration)."""
     from .model_io import InputError
 
     if mean is None or std is None:
         mean, std = default_mean_std(model)
     if probe in ("synthetic", "synthetic-blocky"):
-        noise = "blocky" if probe == "synthetic-blocky" else "natural"
+        noise = "blocky" if probe == "synthetic-blocky" else "smooth"
         try:
             return synthetic_probe(model, count, mean, std, noise=noise), mean, std
         except ValueError as err:

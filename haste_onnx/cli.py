@@ -192,7 +192,7 @@ def add_allocation(parser: argparse.ArgumentParser) -> None:
                             "every layer)")
     group.add_argument("--probe", choices=["synthetic", "synthetic-blocky", "fashion-mnist-train"],
                        default="synthetic",
-                       help="synthetic: noise with natural images' 1/f spectrum and dark regions, data-free "
+                       help="synthetic: smooth noise (1/f^2 spectrum) with dark regions, data-free "
                             "(default); synthetic-blocky: the first probe, blocky uniform noise, data-free; "
                             "fashion-mnist-train: the first images of the Fashion-MNIST training split, "
                             "unlabelled (calibration: uses data)")

@@ -17,7 +17,7 @@ from haste_onnx.rewrite import HashingOptions, rewrite_model
 from test_eval import net_model
 
 
-def test_synthetic_probe_is_seeded_natural_noise_with_dark_regions():
+def test_synthetic_probe_is_seeded_smooth_noise_with_dark_regions():
     model = net_model(32, 24)
     a = synthetic_probe(model, 64, mean=(0.5,), std=(0.25,))
     assert a.shape == (64, 1, 32, 24) and a.dtype == np.float32
@@ -28,7 +28,7 @@ def test_synthetic_probe_is_seeded_natural_noise_with_dark_regions():
     assert np.allclose(pixels.max(axis=(1, 2, 3)), 1.0, atol=1e-5)  # every image is stretched to [0, 1]
     dark = (pixels < 1e-6).mean(axis=(1, 2, 3))
     assert dark.min() < 0.1 < 0.3 < dark.max()  # from hardly any dark pixels to large dark regions
-    # A 1/f amplitude spectrum: neighbours are far more alike than in white noise, and much of the
+    # A 1/f^2 amplitude spectrum: neighbours are far more alike than in white noise, and much of the
     # power (mean removed) sits in the lowest spatial frequencies.
     centred = pixels - pixels.mean(axis=(2, 3), keepdims=True)
     corr = (centred[:, :, 1:, :] * centred[:, :, :-1, :]).sum() / (centred ** 2).sum()
