@@ -164,7 +164,7 @@ double WorkspaceBytes(const ConvGeometry& g) {
   // Per thread (haste_conv_cpu.cc, Workspace::Reserve): patch, mean, the centred patch transposed, merged
   // inputs and filters, im2col, one output block, and small integer tables.
   const double c16 = std::ceil(c / 16.0) * 16.0;
-  const double floats = c * d + d + (c16 * d + 16) + halves * d + (c + halves) * ka * 16 + 16 + c * ka * np + 16 * np;
+  const double floats = c * d + d + (c16 * d + 16) + halves * d + (3 * c + halves) * ka * 16 + 48 + c * ka * np + 64 * np;
   double bytes = floats * 4 + c * 64 + 256;
   // A call with few tiles keeps every tile's im2col between its two phases.
   const double tiles = static_cast<double>(g.batch) * g.groups * static_cast<double>(g.tiles_y) * g.tiles_x;

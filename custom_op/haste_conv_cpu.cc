@@ -27,7 +27,7 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   // At most channels/2 groups have two or more members and need scratch.
   grow(merged_in, (channels / 2 + 1) * d);
   grow(cols, channels * kernel_area * np);
-  grow(out, 2 * kBlock * np);  // up to two blocks per GEMM call
+  grow(out, 4 * kBlock * np);  // up to four blocks per GEMM call
   grow(group_of, channels);
   grow(members, channels);
   grow(group_start, channels + 1);
@@ -41,8 +41,8 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   grow(in_rows, channels);
   grow(w_rows, channels);
   grow(group_rows, channels);
-  // Two blocks of merged rows, block 1 a block stride (channels rows and one more line) after block 0.
-  grow(merged_w, (channels + channels / 2) * kernel_area * kBlock + kBlock);
+  // Up to four blocks of merged rows, each a block stride (channels rows and one more line) after the last.
+  grow(merged_w, (3 * channels + channels / 2) * kernel_area * kBlock + 3 * kBlock);
   int64_t table = 16;
   while (table < 2 * channels) table *= 2;
   grow(table_keys, table);
