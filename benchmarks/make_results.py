@@ -85,10 +85,11 @@ def grid() -> List[dict]:
                        candidates=(4, 6, 8, 10, 12, 14, 16), candidate_tiles=((2, 2), (4, 4)),
                        change="L and tile (2x2 or 4x4) per layer from a blocky-noise probe (data-free), strided too"))
     # The default probe since: smooth noise (1/f^2 spectrum) with dark regions (`--probe synthetic`).
-    points.append(dict(model="resnet18", tag="natprobe_t0.34", L=14, seeds=SEEDS, group="ablation", merge="project",
-                       allow_strided=True, target_cut=0.34, probe="synthetic",
-                       change="L per layer from the smooth-noise probe (data-free), strided too"))
-    for target in (0.34, 0.40):
+    for target in (0.34, 0.40, 0.45):
+        points.append(dict(model="resnet18", tag=f"natprobe_t{target:.2f}", L=14, seeds=SEEDS, group="ablation",
+                           merge="project", allow_strided=True, target_cut=target, probe="synthetic",
+                           change="L per layer from the smooth-noise probe (data-free), strided too"))
+    for target in (0.34, 0.40, 0.45):
         points.append(dict(model="resnet18", tag=f"natprobe_tiles_t{target:.2f}", L=14, seeds=SEEDS, group="ablation",
                            merge="project", allow_strided=True, target_cut=target, probe="synthetic",
                            candidates=(4, 6, 8, 10, 12, 14, 16), candidate_tiles=((2, 2), (4, 4)),
@@ -377,6 +378,7 @@ def measure(args) -> None:
     allocations = {}
     todo = [(p, s) for p, s in run_order(grid()) if (args.only is None or p["model"] in args.only)
             and (args.groups is None or p["group"] in args.groups)
+            and (args.tags is None or p["tag"] in args.tags)
             and (args.rerun or not point_file(args.results, p, s).exists())]
     log(f"{len(todo)} runs to do")
     data_cache = {}
@@ -1132,6 +1134,7 @@ def main(argv=None) -> int:
                    help="measure only these models (resnet18_ours: the zoo's resnet18, trained by models/train.py)")
     p.add_argument("--groups", nargs="+", choices=["main", "split", "ablation", "mnv2"],
                    help="measure only these groups of points")
+    p.add_argument("--tags", nargs="+", metavar="TAG", help="measure only the points with these tags (e.g. L14)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     p.add_argument("--limit", type=int, default=None, help="first N images only (for a quick try; use another --results)")
     p.add_argument("--resnet18", type=Path, default=DEFAULT_RESNET18, help=f"the ResNet-18 (default {DEFAULT_RESNET18})")
