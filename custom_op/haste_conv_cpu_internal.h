@@ -44,7 +44,7 @@ struct Workspace {
   int64_t singles = 0;  // groups with one member (they come first)
   std::vector<int32_t> prepared_members, prepared_group_start;  // a PreparedTile kept in this workspace
   Floats scales, prepared_scales;
-  std::vector<const float*> in_rows, w_rows;  // merged inputs; weight rows of one block in group order
+  std::vector<const float*> in_rows, w_rows;  // merged inputs; members' weight rows of one block, in group order
   std::vector<const float*> group_rows;        // per group: its (merged) weight row of one block
   Floats merged_w;                             // merged filter rows of up to two blocks
 
