@@ -816,7 +816,10 @@ def beyond_section(r18: List[dict], r18a: List[dict]) -> List[str]:
             "saving over the MACs of the model's 3x3 convolutions only (the stem included, the three 1x1 shortcuts "
             "not), the measure issue #8 uses; *all convs* counts the 1x1 shortcuts too. *Latency ratio* is "
             "`haste-onnx bench` (batch 8, 2 threads, 30 alternating runs after warm-up, wall clock, seed 0) of the "
-            "same setting: original / rewritten, above 1 is faster. The rows with `--target-cut` choose L per layer "
+            "same setting: original / rewritten, above 1 is faster; each row's ratio is from the kernel of its own "
+            "commit (the kernel got faster between the blocky-probe rows and the smooth-probe ones; those ran while "
+            "another evaluation used the second core, so their ratios are rough). The rows with `--target-cut` "
+            "choose L per layer "
             "by probing (`haste_onnx/allocate.py`): the synthetic probe reads no data; the calibration row uses 64 "
             "unlabelled training images and is not data-free.", "",
             "| change | setting | seeds | difference | 95% CI (envelope) | 3x3-conv MACs cut, with overheads "
