@@ -158,20 +158,26 @@ __attribute__((noinline)) void RunOursBlocks(const PackedWeights& w, const Tile&
   }
 }
 
+// ComputeBlocks' step 6b for the blocks b and b + 1: s.group_rows gets every
+// group's row (single members in place, merged rows in s.merged_w).
+void MergePair(const PackedWeights& w, const Tile& t, Scratch& s, int64_t b) {
+  const float** member_rows = s.member_rows.data();
+  for (int64_t m = 0; m < t.singles; ++m) s.group_rows[m] = w.Block(0, b, t.members[m]);
+  for (int64_t i = t.singles; i < w.group_in; ++i) member_rows[i] = w.Block(0, b, t.members[i]);
+  ours::MergeFilters<2>(member_rows, t.group_start.data(), t.scales.data(), t.singles, t.merged, kKa, w.block_stride,
+                        s.merged_w.data(), s.group_rows.data());
+}
+
 // Our code with the other register tile GemmBlocks has: 16 pixels x 1 block
 // (the shape of libxsmm's 16 x 16 kernel below) instead of 8 pixels x 2 blocks.
 __attribute__((noinline)) void RunOursNarrowBlocks(const PackedWeights& w, const Tile& t, Scratch& s, float* full,
                                                    int64_t block_begin, int64_t block_end) {
-  const float** member_rows = s.member_rows.data();
   const float** group_rows = s.group_rows.data();
   const float** rows_j = s.a_ptrs.data();
-  const int64_t C = w.group_in, block_stride = w.block_stride;
+  const int64_t block_stride = w.block_stride;
   float* out = s.out_pair.data();  // [block j][16 px][16 outputs]
   for (int64_t b = block_begin; b < block_end; b += 2) {  // M is a multiple of 32 here
-    for (int64_t m = 0; m < t.singles; ++m) group_rows[m] = w.Block(0, b, t.members[m]);
-    for (int64_t i = t.singles; i < C; ++i) member_rows[i] = w.Block(0, b, t.members[i]);
-    ours::MergeFilters<2>(member_rows, t.group_start.data(), t.scales.data(), t.singles, t.merged, kKa, block_stride,
-                          s.merged_w.data(), group_rows);
+    MergePair(w, t, s, b);
     for (int j = 0; j < 2; ++j) {
       for (int64_t m = 0; m < t.merged; ++m) rows_j[m] = group_rows[m] + j * block_stride;
       ours::GemmBlocks(rows_j, t.merged, kKa, block_stride, t.cols.data(), kPx, 1, out + j * kPx * kBlock);
@@ -278,18 +284,14 @@ volatile float g_sink;  // keeps results observable
 
 __attribute__((noinline)) void RunOursBrgemmBlocks(const PackedWeights& w, const Tile& t, Scratch& s, float* full,
                                                    int64_t block_begin, int64_t block_end) {
-  const float** member_rows = s.member_rows.data();
   const float** group_rows = s.group_rows.data();
   const float** a_ptrs = s.a_ptrs.data();
   const float** b_ptrs = s.b_ptrs.data();
-  const int64_t C = w.group_in, block_stride = w.block_stride;
+  const int64_t block_stride = w.block_stride;
   const unsigned long long count = static_cast<unsigned long long>(t.merged);
   float* out = s.out_pair.data();  // [16 px][32 outputs], like ours
   for (int64_t b = block_begin; b < block_end; b += 2) {  // M is a multiple of 32 here
-    for (int64_t m = 0; m < t.singles; ++m) group_rows[m] = w.Block(0, b, t.members[m]);
-    for (int64_t i = t.singles; i < C; ++i) member_rows[i] = w.Block(0, b, t.members[i]);
-    ours::MergeFilters<2>(member_rows, t.group_start.data(), t.scales.data(), t.singles, t.merged, kKa, block_stride,
-                          s.merged_w.data(), group_rows);
+    MergePair(w, t, s, b);
     for (int j = 0; j < 2; ++j) {
       // The kernel advances the pointers of b_ptrs in place (libxsmm 1.17, seen
       // here): both lists are written before every call.
