@@ -54,6 +54,9 @@ std::string ValidateAttrs(const HasteAttrs& a) {
     if (p > kMaxAttrValue) return "pads must be at most " + std::to_string(kMaxAttrValue) + ", got " + ShapeToString(a.pads);
   }
   if (a.group < 1) return "group must be positive, got " + std::to_string(a.group);
+  if (a.clamp && !(a.out_min <= a.out_max))
+    return "Clip's activation_params must be [min, max] with min <= max, got [" + std::to_string(a.out_min) + ", " +
+           std::to_string(a.out_max) + "]";
   return "";
 }
 
@@ -148,6 +151,9 @@ std::string ResolveGeometry(const HasteAttrs& a, const std::vector<int64_t>& x, 
   g->centering = a.centering;
   g->magnitude_split = a.magnitude_split;
   g->merge_project = a.merge_project;
+  g->clamp = a.clamp;
+  g->out_min = a.out_min;
+  g->out_max = a.out_max;
   if (hyper.size() != 2 || hyper[1] != g->patch_size() || hyper[0] < 1 || hyper[0] > kMaxHyperplanes)
     return "hyperplanes must have shape [L, " + std::to_string(g->patch_size()) + "] with 1 <= L <= " +
            std::to_string(kMaxHyperplanes) + " (patch " + std::to_string(g->patch_h) + "x" + std::to_string(g->patch_w) +

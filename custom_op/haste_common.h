@@ -30,6 +30,9 @@ struct HasteAttrs {
   bool centering = true;
   bool magnitude_split = false;
   bool merge_project = false;  // merge="project": members' filter slices scaled by least squares
+  // A fused activation: outputs clamped to [out_min, out_max] (Relu: [0, inf)).
+  bool clamp = false;
+  float out_min = 0.0f, out_max = 0.0f;
 };
 
 // Everything a kernel needs for one call, resolved from attributes and shapes.
@@ -45,6 +48,8 @@ struct ConvGeometry {
   bool centering = true;
   bool magnitude_split = false;
   bool merge_project = false;
+  bool clamp = false;  // the fused activation (HasteAttrs)
+  float out_min = 0.0f, out_max = 0.0f;
 
   int64_t patch_size() const { return patch_h * patch_w; }
   int64_t tiles_per_image() const { return tiles_y * tiles_x; }

@@ -174,6 +174,7 @@ struct Job {
   const float* x;
   const PackedWeights* w;
   const float* bias;
+  const float* z;  // residual added before the activation, or null
   const PackedHyperplanes* h;
   float* y;
   Isa isa;
@@ -219,7 +220,7 @@ void RunWholeTile(void* data, size_t index) {
   PreparedTile tile{ws.cols.data(), ws.prepared_members.data(), ws.prepared_group_start.data(),
                     ws.prepared_scales.data(), 0};
   job.isa.prepare(g, job.x, job.padded, *job.h, task, ws, &tile, job.tile_stats ? job.tile_stats + index : nullptr);
-  job.isa.compute(g, *job.w, job.bias, job.y, task, tile, ws);
+  job.isa.compute(g, *job.w, job.bias, job.z, job.y, task, tile, ws);
 }
 
 // Two-phase mode, phase 1: hash, group and im2col one tile of the run.
@@ -243,7 +244,7 @@ void ComputeOnly(void* data, size_t index) {
     TileTask task = TaskOf(*job.g, job.first + t);
     task.block_begin = block;
     task.block_end = std::min(block + kItemBlocks, job.w->blocks);
-    job.isa.compute(*job.g, *job.w, job.bias, job.y, task, job.prepared[t], tls_workspace);
+    job.isa.compute(*job.g, *job.w, job.bias, job.z, job.y, task, job.prepared[t], tls_workspace);
   }
 }
 
@@ -271,13 +272,13 @@ void PadPlane(void* data, size_t index) {
 
 const char* CpuKernelIsa() { return CurrentIsa().name; }
 
-void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w, const float* bias,
+void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w, const float* bias, const float* z,
                   const PackedHyperplanes& h, float* y, const ParallelFor& parallel_for, HasteStats* stats) {
   const int64_t tiles = g.batch * g.groups * g.tiles_per_image();
   if (tiles == 0) return;
   // Counters per tile, summed afterwards: no atomics on the hot path.
   std::vector<HasteStats> tile_stats(stats ? tiles : 0);
-  Job job{&g, x, &w, bias, &h, y, CurrentIsa(), stats ? tile_stats.data() : nullptr};
+  Job job{&g, x, &w, bias, z, &h, y, CurrentIsa(), stats ? tile_stats.data() : nullptr};
   // Writing the padding out once makes every patch a plain copy (patches overlap,
   // so this is also less copying); skipped when it would take much memory.
   LineBuffer<float> padded;

@@ -102,9 +102,9 @@ void PackHyperplanes(const float* h, int64_t count, int64_t dim, PackedHyperplan
 // Runs `fn(i)` for i in [0, total), possibly in parallel.
 using ParallelFor = std::function<void(size_t total, void (*fn)(void*, size_t), void* data)>;
 
-// y = HasteConv(x) for a whole batch; bias may be null; stats, when not null,
-// receives the work done.
-void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w, const float* bias,
+// y = HasteConv(x) for a whole batch; bias and residual (z, y's shape, added
+// before the activation) may be null; stats, when not null, receives the work done.
+void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w, const float* bias, const float* z,
                   const PackedHyperplanes& h, float* y, const ParallelFor& parallel_for, HasteStats* stats);
 
 // The SIMD variant chosen at run time for this CPU ("avx512", "avx2" or "generic").

@@ -60,7 +60,7 @@ struct Workspace {
   namespace isa {                                                                                            \
   void PrepareTile(const ConvGeometry& g, const float* x, const PaddedInput& xp, const PackedHyperplanes& h,   \
                    const TileTask& task, Workspace& ws, PreparedTile* out, HasteStats* stats);                 \
-  void ComputeBlocks(const ConvGeometry& g, const PackedWeights& w, const float* bias, float* y,               \
+  void ComputeBlocks(const ConvGeometry& g, const PackedWeights& w, const float* bias, const float* z, float* y, \
                      const TileTask& task, const PreparedTile& tile, Workspace& ws);                         \
   int64_t PaddedTilePixels(int64_t pixels);                                                                  \
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <limits>
 #include <exception>
 
 namespace haste {
@@ -39,6 +40,16 @@ bool ReadInts(const OrtKernelInfo* info, const char* name, std::vector<int64_t>*
   if (!TryRead([&] { return g_ort->KernelInfoGetAttributeArray_int64(info, name, nullptr, &size); })) return false;
   std::vector<int64_t> values(size);
   if (size && !TryRead([&] { return g_ort->KernelInfoGetAttributeArray_int64(info, name, values.data(), &size); }))
+    return false;
+  *out = values;
+  return true;
+}
+
+bool ReadFloats(const OrtKernelInfo* info, const char* name, std::vector<float>* out) {
+  size_t size = 0;
+  if (!TryRead([&] { return g_ort->KernelInfoGetAttributeArray_float(info, name, nullptr, &size); })) return false;
+  std::vector<float> values(size);
+  if (size && !TryRead([&] { return g_ort->KernelInfoGetAttributeArray_float(info, name, values.data(), &size); }))
     return false;
   *out = values;
   return true;
@@ -238,6 +249,26 @@ OrtStatusPtr HasteConvKernel::Init(const OrtKernelInfo* info) {
     if (merge != "mean" && merge != "project") return Error(node_name, "merge must be 'mean' or 'project', got '" + merge + "'");
     attrs.merge_project = merge == "project";
   }
+  std::string activation;
+  if (ReadString(info, "activation", &activation) && !activation.empty()) {
+    std::vector<float> params;
+    ReadFloats(info, "activation_params", &params);
+    if (activation == "Relu") {
+      if (!params.empty()) return Error(node_name, "activation Relu takes no activation_params");
+      attrs.clamp = true;
+      attrs.out_min = 0.0f;
+      attrs.out_max = std::numeric_limits<float>::infinity();
+    } else if (activation == "Clip") {
+      if (params.size() != 2)
+        return Error(node_name, "activation Clip needs activation_params [min, max], got " +
+                                    std::to_string(params.size()) + " values");
+      attrs.clamp = true;
+      attrs.out_min = params[0];
+      attrs.out_max = params[1];
+    } else {
+      return Error(node_name, "activation must be '', 'Relu' or 'Clip', got '" + activation + "'");
+    }
+  }
   const std::string problem = ValidateAttrs(attrs);
   if (!problem.empty()) return Error(node_name, problem);
 
@@ -283,13 +314,14 @@ OrtStatusPtr HasteConvKernel::Init(const OrtKernelInfo* info) {
 
 OrtStatusPtr HasteConvKernel::ComputeV2(OrtKernelContext* context) {
   try {
-    const OrtValue *x = nullptr, *w = nullptr, *b = nullptr, *h = nullptr;
+    const OrtValue *x = nullptr, *w = nullptr, *b = nullptr, *h = nullptr, *z = nullptr;
     size_t inputs = 0;
     HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetInputCount(context, &inputs));
     HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetInput(context, 0, &x));
     HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetInput(context, 1, &w));
     if (inputs > 2) HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetInput(context, 2, &b));
     if (inputs > 3) HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetInput(context, 3, &h));
+    if (inputs > 4) HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetInput(context, 4, &z));
     if (!x || !w || !h) return Error(node_name, "inputs X, W and hyperplanes are required");
 
     std::vector<int64_t> x_shape, w_shape, b_shape, h_shape;
@@ -316,6 +348,15 @@ OrtStatusPtr HasteConvKernel::ComputeV2(OrtKernelContext* context) {
     if (b) HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(const_cast<OrtValue*>(b), (void**)&b_data));
 
     const int64_t out_dims[4] = {g.batch, g.out_channels, g.out_h, g.out_w};
+    const float* z_data = nullptr;
+    if (z) {
+      std::vector<int64_t> z_shape;
+      HASTE_RETURN_IF_ERROR(ShapeOf(z, &z_shape, nullptr));
+      if (z_shape != std::vector<int64_t>(out_dims, out_dims + 4))
+        return Error(node_name, "Z must have the output's shape " + ShapeToString(std::vector<int64_t>(out_dims, out_dims + 4)) +
+                                    ", got " + ShapeToString(z_shape));
+      HASTE_RETURN_IF_ERROR(g_ort->GetTensorMutableData(const_cast<OrtValue*>(z), (void**)&z_data));
+    }
     OrtValue* y = nullptr;
     HASTE_RETURN_IF_ERROR(g_ort->KernelContext_GetOutput(context, 0, out_dims, 4, &y));
     float* y_data = nullptr;
@@ -355,7 +396,7 @@ OrtStatusPtr HasteConvKernel::ComputeV2(OrtKernelContext* context) {
       parallel_status = g_ort->KernelContext_ParallelFor(context, fn, total, 0, data);
     };
     HasteStats stats;
-    HasteConvCpu(g, x_data, *pw, b_data, *ph, y_data, parallel_for, stats_data ? &stats : nullptr);
+    HasteConvCpu(g, x_data, *pw, b_data, z_data, *ph, y_data, parallel_for, stats_data ? &stats : nullptr);
     if (stats_data) {
       const int64_t values[HasteStats::kCount] = {stats.dense_macs,    stats.haste_macs, stats.centering_ops,
                                                   stats.hashing_ops,   stats.merge_ops,  stats.merged_channels,

@@ -36,10 +36,11 @@ struct HasteConvOp : Ort::CustomOpBase<HasteConvOp, HasteConvKernel, /*WithStatu
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const;
   const char* GetName() const { return "HasteConv"; }
   const char* GetExecutionProviderType() const { return "CPUExecutionProvider"; }
-  size_t GetInputTypeCount() const { return 4; }
+  // Inputs X, W, B (optional), hyperplanes, Z (optional: added before the activation).
+  size_t GetInputTypeCount() const { return 5; }
   ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t index) const {
-    return index == 2 ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;
+    return index == 2 || index == 4 ? INPUT_OUTPUT_OPTIONAL : INPUT_OUTPUT_REQUIRED;
   }
   // Output 1, `stats`, is optional: int64 [7] counters of the work done (HasteStats).
   size_t GetOutputTypeCount() const { return 2; }

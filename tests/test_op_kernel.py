@@ -4,13 +4,14 @@ from pathlib import Path
 import os
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
 import haste_onnx
 
 from haste_onnx.op import ConvAttrs
-from haste_onnx.op.reference import hash_codes, extract_patches, merged_channel_count
+from haste_onnx.op.reference import extract_patches, hash_codes, haste_conv, merged_channel_count
 from op_cases import Case, conv_model, haste_model, make_arrays, random_case, reference, relative_error
 
 TOLERANCE = 1e-4
@@ -297,3 +298,65 @@ def test_unknown_merge_is_refused(run_haste):
     with pytest.raises(Exception) as info:
         run_haste(haste_model(case, w, b, h), {"X": x})
     assert "merge must be 'mean' or 'project'" in str(info.value) and "haste_node" in str(info.value)
+
+
+def _fused_model(case, w, b, h, activation, params, with_z):
+    """haste_model plus a residual input Z and a fused activation."""
+    model = haste_model(case, w, b, h)
+    node = model.graph.node[0]
+    if with_z:
+        node.input.append("Z")
+        model.graph.input.append(onnx.helper.make_tensor_value_info("Z", onnx.TensorProto.FLOAT, [None] * 4))
+    if activation:
+        node.attribute.append(onnx.helper.make_attribute("activation", activation))
+    if params is not None:
+        node.attribute.append(onnx.helper.make_attribute("activation_params", params))
+    return model
+
+
+@pytest.mark.parametrize("activation,params,clamp", [("", None, None), ("Relu", None, (0.0, np.inf)),
+                                                     ("Clip", [-0.5, 0.75], (-0.5, 0.75))])
+@pytest.mark.parametrize("with_z", [False, True])
+@pytest.mark.parametrize("tile", [(4, 4), (3, 5), (2, 2)])
+def test_kernel_fused_residual_and_activation(activation, params, clamp, with_z, tile, run_haste):
+    """Y = act(conv + B + Z) (spec step 7) on whole and edge tiles, NaN kept NaN by the activation."""
+    case = Case(batch=2, in_channels=32, out_channels=40, height=11, width=14, kernel=(3, 3), pads=(1, 1, 1, 1),
+                hyperplanes=6, tile=tile, repeated_channels=8, merge="project")
+    x, w, b, h = make_arrays(case)
+    plain = haste_conv(x, w, b, h, case.conv(), case.tile, case.centering, merge=case.merge)
+    z = np.random.default_rng(3).standard_normal(plain.shape).astype(np.float32) if with_z else None
+    if z is not None:
+        z[0, 0, 0, 0] = np.nan  # survives every activation
+    expected = haste_conv(x, w, b, h, case.conv(), case.tile, case.centering, merge=case.merge, z=z, clamp=clamp)
+    feeds = {"X": x, **({"Z": z} if with_z else {})}
+    actual = run_haste(_fused_model(case, w, b, h, activation, params, with_z), feeds)
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(actual), nan)
+    assert relative_error(np.where(nan, 0, actual), np.where(nan, 0, expected)) <= TOLERANCE
+    if clamp is not None:
+        finite = actual[~nan]
+        assert finite.min() >= clamp[0] and finite.max() <= clamp[1]
+        assert (finite == clamp[0]).any()  # the activation did clamp something
+    if with_z:  # the residual really was added: differs from the unfused output
+        assert not np.allclose(np.where(nan, 0, actual), np.where(nan, 0, plain), atol=1e-3)
+
+
+@pytest.mark.parametrize("activation,params,message", [
+    ("Tanh", None, "activation must be '', 'Relu' or 'Clip', got 'Tanh'"),
+    ("Clip", [1.0], "activation Clip needs activation_params [min, max], got 1 values"),
+    ("Clip", [1.0, -1.0], "Clip's activation_params must be [min, max] with min <= max"),
+    ("Relu", [0.0], "activation Relu takes no activation_params")])
+def test_kernel_refuses_bad_activation(activation, params, message, run_haste):
+    case = Case(batch=1, in_channels=16, out_channels=8, height=6, width=6, kernel=(3, 3), pads=(1, 1, 1, 1),
+                hyperplanes=4)
+    x, w, b, h = make_arrays(case)
+    with pytest.raises(Exception, match=message.replace("[", r"\[").replace("]", r"\]")):
+        run_haste(_fused_model(case, w, b, h, activation, params, False), {"X": x})
+
+
+def test_kernel_refuses_residual_of_another_shape(run_haste):
+    case = Case(batch=1, in_channels=16, out_channels=8, height=6, width=6, kernel=(3, 3), pads=(1, 1, 1, 1),
+                hyperplanes=4)
+    x, w, b, h = make_arrays(case)
+    with pytest.raises(Exception, match=r"Z must have the output's shape \[1, 8, 6, 6\], got \[1, 8, 6, 5\]"):
+        run_haste(_fused_model(case, w, b, h, "", None, True), {"X": x, "Z": np.zeros((1, 8, 6, 5), np.float32)})

@@ -7,7 +7,7 @@ accurate than any float32 kernel it checks.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from onnx.reference.op_run import OpRun
@@ -106,8 +106,12 @@ STATS_FIELDS = ("dense_macs", "haste_macs", "centering_ops", "hashing_ops", "mer
 def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplanes: np.ndarray,
                conv: ConvAttrs, tile: Sequence[int] = DEFAULT_TILE, centering: bool = True,
                stats: Optional[np.ndarray] = None, magnitude_split: bool = False,
-               merge: str = "mean") -> np.ndarray:
+               merge: str = "mean", z: Optional[np.ndarray] = None,
+               clamp: Optional[Tuple[float, float]] = None) -> np.ndarray:
     """HasteConv of a batch x [N, C_in, H, W]; returns float32 [N, C_out, H_out, W_out].
+
+    `z` (Y's shape) is added after the bias and `clamp` = (min, max), the fused activation, applied last
+    (step 7 of the spec).
 
     `stats`, an int64 array of len(STATS_FIELDS), receives the work counted per
     tile exactly as the kernels count it (only outputs inside the image count).
@@ -151,7 +155,28 @@ def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplane
     if b is not None:
         y += b.astype(np.float64)[None, :, None, None]
     with np.errstate(invalid="ignore", over="ignore"):
-        return flush(y.astype(np.float32))
+        out = flush(y.astype(np.float32))
+        if z is not None:
+            if z.shape != out.shape:
+                raise ValueError(f"Z must have the output's shape {list(out.shape)}, got {list(z.shape)}")
+            out = flush(out + flush(z.astype(np.float32)))
+        if clamp is not None:
+            lo, hi = np.float32(clamp[0]), np.float32(clamp[1])
+            out = np.where(out < lo, lo, np.where(out > hi, hi, out)).astype(np.float32)
+        return out
+
+
+def activation_clamp(activation, params) -> Optional[Tuple[float, float]]:
+    """(min, max) of the `activation` attribute ("" / None: no clamp), as the spec defines it."""
+    activation = activation.decode() if isinstance(activation, bytes) else (activation or "")
+    params = [] if params is None else [float(v) for v in params]
+    if activation == "":
+        return None
+    if activation == "Relu" and not params:
+        return (0.0, float("inf"))
+    if activation == "Clip" and len(params) == 2 and params[0] <= params[1]:
+        return (params[0], params[1])
+    raise ValueError(f"bad activation {activation!r} with activation_params {params}")
 
 
 def member_scales(members: np.ndarray, merged: np.ndarray, merge: str) -> np.ndarray:
@@ -202,9 +227,9 @@ class HasteConv(OpRun):
 
     op_domain = DOMAIN
 
-    def _run(self, X, W, B=None, hyperplanes=None, auto_pad=None, dilations=None, group=None,  # noqa: N803
+    def _run(self, X, W, B=None, hyperplanes=None, Z=None, auto_pad=None, dilations=None, group=None,  # noqa: N803
              kernel_shape=None, pads=None, strides=None, tile=None, centering=None, seed=None, sparsity=None,
-             magnitude_split=None, merge=None):
+             magnitude_split=None, merge=None, activation=None, activation_params=None):
         attrs = {k: v for k, v in dict(auto_pad=auto_pad, dilations=dilations, group=group, kernel_shape=kernel_shape,
                                        pads=pads, strides=strides).items() if v is not None}
         conv = ConvAttrs.from_dict(attrs, W.shape)
@@ -214,7 +239,9 @@ class HasteConv(OpRun):
         centering = True if centering is None else bool(centering)
         split = bool(magnitude_split) if magnitude_split is not None else False
         merge = merge.decode() if isinstance(merge, bytes) else (merge or "mean")
+        clamp = activation_clamp(activation, activation_params)
         if len(self.onnx_node.output) > 1 and self.onnx_node.output[1]:
             stats = np.zeros(len(STATS_FIELDS), np.int64)
-            return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, stats, split, merge), stats)
-        return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, magnitude_split=split, merge=merge),)
+            return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, stats, split, merge, Z, clamp), stats)
+        return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, magnitude_split=split, merge=merge, z=Z,
+                           clamp=clamp),)
