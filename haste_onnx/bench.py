@@ -158,14 +158,14 @@ def latency_stats(samples: Sequence[float]) -> dict:
 
 def measured_macs(original: onnx.ModelProto, rewritten: onnx.ModelProto, x: np.ndarray, threads: int) -> dict:
     """The HasteConv counters over batch `x`: per-layer rows and totals as `haste-onnx eval` computes them."""
-    from .evaluate import Predictor, _layer_rows, _totals, add_stats_outputs, conv_layers, count_haste
+    from .evaluate import Predictor, _layer_rows, _totals, add_stats_outputs, conv_layers, count_haste, static_by_layer
 
     static_rows = conv_layers(original)
     original_macs = sum(r["macs"] for r in static_rows if r["macs"] is not None)
     measured, pairs = add_stats_outputs(rewritten)
     _, totals, _ = Predictor(measured, threads, pairs).predict(x, len(x))
-    static = {r["output"]: r for r in static_rows}
-    layers = _layer_rows(pairs, totals, static, len(x))
+    static = static_by_layer(static_rows)
+    layers = _layer_rows(pairs, totals, static, len(x), rewritten)
     for (out, _), row in zip(pairs, layers):
         row["output"] = out
     main, nested = count_haste(rewritten)
@@ -328,6 +328,15 @@ def profile_pair(original: onnx.ModelProto, rewritten: onnx.ModelProto, feed: di
     return {"original": parsed[0], "rewritten": parsed[1]}
 
 
+def haste_fused(node: onnx.NodeProto) -> str:
+    """What a HasteConv absorbed (rewrite/fuse_activation.py), written like onnxruntime's fusions: "Add+Relu"."""
+    parts = ["Add"] if len(node.input) > 4 and node.input[4] else []
+    for a in node.attribute:
+        if a.name == "activation" and a.s:
+            parts.append(a.s.decode())
+    return "+".join(parts)
+
+
 def layer_table(original: onnx.ModelProto, rewritten: onnx.ModelProto, prof: dict, macs: dict) -> dict:
     """Per conv layer: original Conv time vs rewritten (HasteConv or kept Conv) time, and the other ops."""
     oconvs, rconvs = _conv_nodes(original), _conv_nodes(rewritten)
@@ -344,7 +353,8 @@ def layer_table(original: onnx.ModelProto, rewritten: onnx.ModelProto, prof: dic
             "node": r.name or o.name or r.output[0], "replaced": r.op_type == OP_TYPE,
             "rewritten_op": r.op_type, "original_ms": a["ms"] if a else None, "rewritten_ms": b["ms"] if b else None,
             "speedup": a["ms"] / b["ms"] if a and b and b["ms"] > 0 else None,
-            "original_fused": a["fused"] if a else None, "rewritten_fused": b["fused"] if b else None,
+            "original_fused": a["fused"] if a else None,
+            "rewritten_fused": haste_fused(r) if r.op_type == OP_TYPE else (b["fused"] if b else None),
             "original_profile_node": a["name"] if a else None, "rewritten_profile_node": b["name"] if b else None,
             "mac_cut": c["mac_reduction"] if c else None,
             "mac_cut_with_overheads": (1 - (c["haste_macs"] + c["overhead_ops"]) / c["dense_macs"]

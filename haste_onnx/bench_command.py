@@ -158,8 +158,8 @@ def format_bench(doc: dict) -> str:
                      f"ms ({_x(p['replaced_speedup'])})")
         parts.append(f"other ops, original: {oo or '-'}")
         parts.append(f"other ops, rewritten: {ro or '-'}")
-        parts.append("(+Relu, +Add: ops onnxruntime fused into the Conv kernel; after a HasteConv they run as ops "
-                     "of their own, under 'other')")
+        parts.append("(+Relu, +Add: ops fused into the layer's kernel, by onnxruntime into its Conv or by the "
+                     "rewriter into HasteConv; an Add or Relu not fused is counted under 'other')")
     m = doc["memory"]
     if m:
         parts.append("")

@@ -146,6 +146,9 @@ def add_hashing(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--magnitude-split", action="store_true",
                        help="merge channels only when their sizes (squared norms) share a binary exponent: sign "
                             "hashes cannot see scale (see docs/op_spec.md, step 4b)")
+    group.add_argument("--no-fuse", action="store_true",
+                       help="keep a residual Add and a Relu/Clip that follow a replaced Conv as nodes of their own "
+                            "(by default they are fused into HasteConv, as onnxruntime fuses them into Conv)")
 
 
 def add_selection(parser: argparse.ArgumentParser) -> None:
@@ -236,7 +239,8 @@ def hashing_options(args):
     return HashingOptions(hyperplanes=args.hyperplanes, tile=tuple(args.tile), sparsity=args.sparsity,
                           seed=args.seed, centering=not args.no_centering,
                           magnitude_split=args.magnitude_split, merge=args.merge,
-                          layer_hyperplanes=tuple(args.layer_hyperplanes), layer_tiles=tuple(args.layer_tile))
+                          layer_hyperplanes=tuple(args.layer_hyperplanes), layer_tiles=tuple(args.layer_tile),
+                          fuse=not args.no_fuse)
 
 
 def selection_policy(args):

@@ -268,10 +268,17 @@ def versions() -> dict:
             "numpy": np.__version__}
 
 
-def _layer_rows(pairs, totals: np.ndarray, static: Dict[str, dict], n: int) -> List[dict]:
+def static_by_layer(static_rows: List[dict]) -> Dict[str, dict]:
+    """Static conv rows by output name and by node name: a HasteConv that absorbed a following Add or
+    Relu (rewrite/fuse_activation.py) writes another output but keeps the Conv's node name."""
+    return {**{("node", r["node"]): r for r in static_rows}, **{r["output"]: r for r in static_rows}}
+
+
+def _layer_rows(pairs, totals: np.ndarray, static: Dict, n: int, model: Optional[onnx.ModelProto] = None) -> List[dict]:
+    names = {node.output[0]: node.name for node in model.graph.node} if model is not None else {}
     rows = []
     for (out, _), t in zip(pairs, totals):
-        s = static.get(out, {})
+        s = static.get(out) or static.get(("node", names.get(out))) or {}
         c = dict(zip(STATS_FIELDS, (int(v) for v in t)))
         overhead = c["centering_ops"] + c["hashing_ops"] + c["merge_ops"]
         rows.append({
@@ -350,7 +357,7 @@ def evaluate(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray,
                      "layers_with_unknown_macs": unknown, "seconds": orig_seconds},
         "runs": [],
     }
-    static = {r["output"]: r for r in static_rows}
+    static = static_by_layer(static_rows)
     for seed in ([None] if prebuilt else options.seed_list()):
         if prebuilt:
             rewritten, report_rows = model, None
@@ -363,7 +370,7 @@ def evaluate(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray,
         say(f"rewritten model{'' if seed is None else f' (seed {seed})'}: {main + nested} HasteConv layers ...")
         pred, totals, seconds = Predictor(measured, options.threads, pairs).predict(images, options.batch)
         correct = pred == labels
-        layers = _layer_rows(pairs, totals, static, n)
+        layers = _layer_rows(pairs, totals, static, n, rewritten)
         lo, hi = paired_bootstrap(orig_correct, correct, options.bootstrap)
         run = {
             "seed": seed,

@@ -117,8 +117,10 @@ def test_json_fields_and_consistency(tmp_path, data, capsys):
         assert side["conv_ms"] + side["other_ms"] == pytest.approx(side["kernel_ms"])
         assert side["other_ms"] == pytest.approx(sum(side["other_by_op"].values()))
         assert not any("unmatched" in op for op in side["other_by_op"])
-    # the Relus run as ops of their own after a HasteConv
-    assert "Relu" in p["rewritten"]["other_by_op"]
+    # the Relus after the HasteConvs are fused into them (rewrite/fuse_activation.py), as into onnxruntime's Conv
+    assert "Relu" not in p["rewritten"]["other_by_op"]
+    assert [row["rewritten_fused"] for row in rows[1:]] == ["Relu", "Add+Relu", "Relu"]
+    assert [row["rewritten_fused"] for row in rows[1:]] == [row["original_fused"] for row in rows[1:]]
 
     m = doc["memory"]
     assert m["original_peak_mb"] > 0 and m["rewritten_peak_mb"] > 0

@@ -22,6 +22,7 @@ from ..model_io import ModelRejected
 from ..policy import Policy
 from .analysis import ConvSite, collect, format_dims  # noqa: F401  (format_dims: for the tables)
 from .conv_to_haste import HashingOptions, replace_conv
+from .fuse_activation import fuse_activations
 from .graphs import TypeTable, all_names
 from .normalize import StaticTensor, fold_batchnorm, materialize, resolve_static
 from .strip import strip_haste
@@ -145,6 +146,7 @@ def rewrite_model(model: onnx.ModelProto, options: HashingOptions = HashingOptio
                                      "magnitude_split": options.magnitude_split, "merge": options.merge,
                                      "layer_hyperplanes": [list(p) for p in options.layer_hyperplanes],
                                      "layer_tiles": [[p, list(t)] for p, t in options.layer_tiles],
+                                     "fuse": options.fuse,
                                      "policy": asdict(policy)})
     if not sites:
         raise ModelRejected("the model has no Conv node")
@@ -165,6 +167,11 @@ def rewrite_model(model: onnx.ModelProto, options: HashingOptions = HashingOptio
         report.layers.append(layer_row(site, "replaced", settings=settings, note=note or None))
     if not report.count("replaced") and not report.count("HasteConv"):
         raise RejectedWithReport("no Conv is eligible for HasteConv; nothing to do", report)
+    if options.fuse:
+        fused = dict(fuse_activations(work, types))
+        for row in report.layers:
+            if row.status == "replaced" and row.node in fused and row.settings is not None:
+                row.settings["fused"] = fused[row.node]
     finalize(work, added_initializers=report.count("replaced") > 0)
     return work, report
 

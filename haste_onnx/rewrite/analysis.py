@@ -15,7 +15,8 @@ from ..op.geometry import DOMAIN, OP_TYPE, ConvAttrs
 from .graphs import Scope, TypeTable, display_name, walk
 from .normalize import StaticTensor, resolve_static
 
-HASTE_ATTRS = ("tile", "centering", "magnitude_split", "merge", "seed", "sparsity")
+HASTE_ATTRS = ("tile", "centering", "magnitude_split", "merge", "seed", "sparsity", "activation",
+               "activation_params")
 
 
 def is_conv(node: onnx.NodeProto) -> bool:

@@ -52,6 +52,8 @@ class HashingOptions:
     layer_hyperplanes: Tuple[Tuple[str, int], ...] = ()
     # (shell pattern, (tile_h, tile_w)) pairs, likewise for the tile.
     layer_tiles: Tuple[Tuple[str, Tuple[int, int]], ...] = ()
+    # Fuse a following residual Add and Relu/Clip into the HasteConv (rewrite/fuse_activation.py).
+    fuse: bool = True
 
     def validate(self) -> None:
         if not 1 <= self.hyperplanes <= MAX_HYPERPLANES:
