@@ -346,8 +346,13 @@ def layer_table(original: onnx.ModelProto, rewritten: onnx.ModelProto, prof: dic
     rm, rother = match_profile(rewritten, prof["rewritten"]["nodes"])
     counters = {r["output"]: r for r in macs["layers"]}
     rows = []
-    for i, (o, r) in enumerate(zip(oconvs, rconvs)):
-        a, b = om.get(i), rm.get(i)
+    # Pair layers by node name (the rewrite keeps them; fusing a residual Add can move a HasteConv after the
+    # shortcut Conv it now reads), by position for unnamed nodes.
+    by_name = {r.name: j for j, r in enumerate(rconvs) if r.name}
+    for i, o in enumerate(oconvs):
+        j = by_name.get(o.name, i) if o.name else i
+        r = rconvs[j]
+        a, b = om.get(i), rm.get(j)
         c = counters.get(r.output[0]) if r.op_type == OP_TYPE else None
         rows.append({
             "node": r.name or o.name or r.output[0], "replaced": r.op_type == OP_TYPE,
