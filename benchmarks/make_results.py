@@ -89,7 +89,7 @@ def grid() -> List[dict]:
         points.append(dict(model="resnet18", tag=f"natprobe_t{target:.2f}", L=14, seeds=SEEDS, group="ablation",
                            merge="project", allow_strided=True, target_cut=target, probe="synthetic",
                            change="L per layer from the smooth-noise probe (data-free), strided too"))
-    for target in (0.34, 0.40, 0.45):
+    for target in (0.34, 0.37, 0.40, 0.45):
         points.append(dict(model="resnet18", tag=f"natprobe_tiles_t{target:.2f}", L=14, seeds=SEEDS, group="ablation",
                            merge="project", allow_strided=True, target_cut=target, probe="synthetic",
                            candidates=(4, 6, 8, 10, 12, 14, 16), candidate_tiles=((2, 2), (4, 4)),

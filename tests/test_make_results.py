@@ -173,7 +173,7 @@ def test_svg_is_wellformed(mr, results):
 def test_grid_and_order(mr):
     points = mr.grid()
     order = mr.run_order(points)
-    ablation = 3 + 1 + 1 + 2 * 3 + 6 * 3 + 1  # merge=project at 3 L, two blocky and six smooth probes, calibration
+    ablation = 3 + 1 + 1 + 2 * 3 + 7 * 3 + 1  # merge=project at 3 L, two blocky and seven smooth probes, calibration
     ours = 3 + 1 + 1
     assert len(order) == 4 * 3 + 5 * 3 + 5 + 2 * 3 + ablation + ours
     assert len(order) == sum(len(p["seeds"]) for p in points)
