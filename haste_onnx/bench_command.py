@@ -143,7 +143,9 @@ def format_bench(doc: dict) -> str:
         rows = []
         for r in p["layers"]:
             fused = f" +{r['original_fused']}" if r["original_fused"] else ""
-            rows.append((r["node"], f"Conv{fused}", _ms(r["original_ms"]), r["rewritten_op"], _ms(r["rewritten_ms"]),
+            rfused = f" +{r['rewritten_fused']}" if r.get("rewritten_fused") else ""
+            rows.append((r["node"], f"Conv{fused}", _ms(r["original_ms"]), f"{r['rewritten_op']}{rfused}",
+                         _ms(r["rewritten_ms"]),
                          _x(r["speedup"]), _pct(r["mac_cut"]), _pct(r["mac_cut_with_overheads"])))
         po, pr = p["original"], p["rewritten"]
         oo = ", ".join(f"{k} {v:.3f}" for k, v in po["other_by_op"].items())
