@@ -35,24 +35,23 @@ bool TryRead(Getter getter) {
   return false;
 }
 
-bool ReadInts(const OrtKernelInfo* info, const char* name, std::vector<int64_t>* out) {
+// An array attribute through the C API getter for its element type (size first, then the values).
+template <typename T, typename Getter>
+bool ReadArray(const OrtKernelInfo* info, const char* name, Getter get, std::vector<T>* out) {
   size_t size = 0;
-  if (!TryRead([&] { return g_ort->KernelInfoGetAttributeArray_int64(info, name, nullptr, &size); })) return false;
-  std::vector<int64_t> values(size);
-  if (size && !TryRead([&] { return g_ort->KernelInfoGetAttributeArray_int64(info, name, values.data(), &size); }))
-    return false;
+  if (!TryRead([&] { return (g_ort->*get)(info, name, nullptr, &size); })) return false;
+  std::vector<T> values(size);
+  if (size && !TryRead([&] { return (g_ort->*get)(info, name, values.data(), &size); })) return false;
   *out = values;
   return true;
 }
 
+bool ReadInts(const OrtKernelInfo* info, const char* name, std::vector<int64_t>* out) {
+  return ReadArray(info, name, &OrtApi::KernelInfoGetAttributeArray_int64, out);
+}
+
 bool ReadFloats(const OrtKernelInfo* info, const char* name, std::vector<float>* out) {
-  size_t size = 0;
-  if (!TryRead([&] { return g_ort->KernelInfoGetAttributeArray_float(info, name, nullptr, &size); })) return false;
-  std::vector<float> values(size);
-  if (size && !TryRead([&] { return g_ort->KernelInfoGetAttributeArray_float(info, name, values.data(), &size); }))
-    return false;
-  *out = values;
-  return true;
+  return ReadArray(info, name, &OrtApi::KernelInfoGetAttributeArray_float, out);
 }
 
 bool ReadString(const OrtKernelInfo* info, const char* name, std::string* out) {

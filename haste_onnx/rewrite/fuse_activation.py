@@ -38,12 +38,14 @@ def fuse_activations(model: onnx.ModelProto, types: TypeTable) -> List[Tuple[str
     """Fuse in place; returns (the HasteConv's display name before fusing, what was fused, e.g. "Add+Relu")."""
     fused = []
     opset = opset_version(model) or 1
+    # Read counts once: a fusion only replaces reads among the tensors it absorbs, so the others stay right.
+    uses = use_counts(model)
     for scope in walk_scopes(model.graph):
         for node in list(scope.graph.node):
             if not is_haste(node) or len(node.input) > 4 or any(a.name == "activation" for a in node.attribute):
                 continue
             steps, label = [], display_name(scope, node)
-            add = _sole_reader(model, scope, node.output[0], "Add")
+            add = _sole_reader(uses, scope, node.output[0], "Add")
             if add is not None:
                 other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
                 if _same_static_shape(types, node.output[0], other) and other != node.output[0]:
@@ -53,7 +55,7 @@ def fuse_activations(model: onnx.ModelProto, types: TypeTable) -> List[Tuple[str
                     node = _absorb(scope, node, add)
                     steps.append("Add")
             for op in ("Relu", "Clip"):
-                act = _sole_reader(model, scope, node.output[0], op)
+                act = _sole_reader(uses, scope, node.output[0], op)
                 if act is None:
                     continue
                 node_attrs = {"activation": op}
@@ -71,10 +73,10 @@ def fuse_activations(model: onnx.ModelProto, types: TypeTable) -> List[Tuple[str
     return fused
 
 
-def _sole_reader(model: onnx.ModelProto, scope: Scope, name: str, op_type: str) -> Optional[onnx.NodeProto]:
+def _sole_reader(uses, scope: Scope, name: str, op_type: str) -> Optional[onnx.NodeProto]:
     """The one node of type `op_type` that reads `name`, when nothing else reads it and it is no graph output."""
     readers = consumers(scope, name)
-    if len(readers) != 1 or use_counts(model)[name] != 1:
+    if len(readers) != 1 or uses[name] != 1:
         return None
     reader = readers[0]
     if reader.op_type != op_type or reader.domain not in ("", "ai.onnx") or name not in reader.input:
