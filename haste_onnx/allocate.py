@@ -21,10 +21,15 @@ for the least disturbance:
    shape [N, K]), or else the output's relative squared error; the MACs
    saved, net of hashing, centring and merging, come from the kernel's own
    counters (`stats`).
-3. Each layer gets one of "dense" or a candidate L so that the summed net
-   saving reaches `target` times the model's conv MACs with the least summed
-   disturbance (a multiple-choice knapsack, solved exactly by dynamic
-   programming). Disturbances are assumed to add up.
+3. Each layer gets one of "dense" or a candidate L, by one of two rules
+   (each a multiple-choice knapsack, solved exactly by dynamic programming;
+   disturbances are assumed to add up):
+   - budget (the rewriter's default, `--probe-budget L`): the largest summed
+     net saving whose summed disturbance is at most that of one L for every
+     layer (L = 14 by default). One L everywhere is itself such a choice, so
+     on the probe the result saves at least as much for no more disturbance;
+   - target (`--target-cut R`): the least summed disturbance whose summed net
+     saving reaches R times the model's conv MACs.
 
 The probe's noise merges differently from real images, so the saving reached
 on real data differs from the target (with the blocky noise it was higher:
@@ -46,6 +51,8 @@ from .rewrite.conv_to_haste import HashingOptions
 
 DEFAULT_CANDIDATES = (6, 8, 10, 12, 14, 16)
 DEFAULT_PROBE_IMAGES = 64
+PROBE_PIXELS = DEFAULT_PROBE_IMAGES * 32 * 32  # larger inputs get fewer images: the probe's cost stays about the same
+MIN_PROBE_IMAGES = 8
 PROBE_SEED = 0
 BLOCK = 4  # pixels per side of one block of the blocky noise
 PROBE_NOISES = ("smooth", "blocky")
@@ -110,11 +117,26 @@ def default_mean_std(model: onnx.ModelProto) -> Tuple[Tuple[float, ...], Tuple[f
     return (0.5,), (0.25,)
 
 
-def probe_images(model: onnx.ModelProto, probe: str, count: int, mean=None, std=None):
+def default_probe_count(model: onnx.ModelProto) -> int:
+    """DEFAULT_PROBE_IMAGES for inputs up to 32x32; fewer for larger ones (about PROBE_PIXELS pixels in all,
+    at least MIN_PROBE_IMAGES): merging statistics come from the tiles, of which a large image has many."""
+    from .evaluate import input_info
+
+    dims = input_info(model)[1]
+    if len(dims) != 4 or not dims[2] or not dims[3]:
+        return DEFAULT_PROBE_IMAGES
+    return int(min(DEFAULT_PROBE_IMAGES, max(MIN_PROBE_IMAGES, round(PROBE_PIXELS / (dims[2] * dims[3])))))
+
+
+def probe_images(model: onnx.ModelProto, probe: str, count: Optional[int], mean=None, std=None):
     """(images, mean, std) for `probe`: "synthetic" (smooth noise, no data), "synthetic-blocky" (the first
     probe's noise, no data) or "fashion-mnist-train" (unlabelled images: calibration)."""
     from .model_io import InputError
 
+    if len(model.graph.input) - len({i.name for i in model.graph.initializer}) > 1:
+        raise InputError("the probe feeds one image input; this model has several inputs")
+    if count is None:
+        count = default_probe_count(model)
     if mean is None or std is None:
         mean, std = default_mean_std(model)
     if probe in ("synthetic", "synthetic-blocky"):
@@ -168,11 +190,14 @@ def choice_text(choice) -> str:
 class Allocation:
     layers: Dict[str, Optional[Tuple[int, Tuple[int, int]]]]  # node -> (L, tile), or None: left dense
     probes: List[LayerProbe]
-    target: float
+    target: Optional[float]  # the target rule's cut, or None under the budget rule
     conv_macs: float  # per image, all convs of the model
     estimated_cut: float  # net saving on the probe / conv MACs
     estimated_disturbance: float
     probe: str
+    budget_hyperplanes: Optional[int] = None  # the budget rule's L (one L for every layer)
+    budget: Optional[float] = None  # its summed disturbance on the probe
+    uniform_cut: Optional[float] = None  # what that one L saves on the probe / conv MACs
 
     def overrides(self) -> Tuple[Tuple[str, int], ...]:
         """`HashingOptions.layer_hyperplanes` pairs (exact names)."""
@@ -201,19 +226,58 @@ class Allocation:
         counts = [c["hyperplanes"] for c in chosen]
         tiles = sorted({"x".join(map(str, c["tile"])) for c in chosen})
         spread = (f"L={min(counts)}..{max(counts)}, tile {'/'.join(tiles)}" if chosen else "no layer replaced")
+        if doc.get("target_cut") is not None:
+            goal = f"(target {100 * doc['target_cut']:.1f}%)"
+        else:
+            goal = (f"for no more disturbance than L={doc['budget_hyperplanes']} in every layer, which cuts "
+                    f"{100 * doc['uniform_cut']:.1f}%")
         return (f"hyperplanes per layer from the {doc['probe']} probe: {spread}"
                 + (f", {dense} layer(s) left dense" if dense else "")
-                + f"; cut on the probe {100 * doc['estimated_cut']:.1f}% of conv MACs with overheads "
-                  f"(target {100 * doc['target_cut']:.1f}%)")
+                + f"; cut on the probe {100 * doc['estimated_cut']:.1f}% of conv MACs with overheads {goal}")
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Allocation":
+        """The choices of a stored allocation (`to_json`), to apply again; without the measurements."""
+        layers = {n: (None if c is None else (c["hyperplanes"], tuple(c["tile"]))) for n, c in doc["layers"].items()}
+        return cls(layers, [], doc.get("target_cut"), doc["conv_macs"], doc["estimated_cut"],
+                   doc["estimated_disturbance"], doc["probe"], doc.get("budget_hyperplanes"),
+                   doc.get("budget_disturbance"), doc.get("uniform_cut"))
 
     def to_json(self) -> dict:
-        return {"probe": self.probe, "target_cut": self.target, "estimated_cut": self.estimated_cut,
+        return {"probe": self.probe, "rule": "target" if self.target is not None else "budget",
+                "target_cut": self.target, "budget_hyperplanes": self.budget_hyperplanes,
+                "budget_disturbance": self.budget, "uniform_cut": self.uniform_cut,
+                "estimated_cut": self.estimated_cut,
                 "estimated_disturbance": self.estimated_disturbance, "conv_macs": self.conv_macs,
                 "layers": {n: (None if c is None else {"hyperplanes": c[0], "tile": list(c[1])})
                            for n, c in self.layers.items()},
                 "measurements": [{"node": p.node, "dense_macs": p.dense_macs,
                                   "choices": {choice_text(c): {"disturbance": d, "net_saved_macs": s}
                                               for c, (d, s) in sorted(p.choices.items())}} for p in self.probes]}
+
+
+@dataclass
+class NoProbe:
+    """The default rule could not probe this model: one L for every layer, and why."""
+
+    reason: str
+    hyperplanes: int
+
+    def apply(self, options: HashingOptions, policy: Policy) -> Tuple[HashingOptions, Policy]:
+        return options, policy
+
+    def summary_line(self) -> str:
+        return allocation_line(self.to_json())
+
+    def to_json(self) -> dict:
+        return {"probe": None, "skipped": self.reason, "hyperplanes": self.hyperplanes}
+
+
+def allocation_line(doc: dict) -> str:
+    """The summary line of an Allocation's or a NoProbe's JSON."""
+    if doc.get("skipped"):
+        return f"one L={doc['hyperplanes']} for every layer: no probe ({doc['skipped']})"
+    return Allocation.line_from_json(doc)
 
 
 def literal_pattern(name: str) -> str:
@@ -277,6 +341,49 @@ def _fixed_batch(model: onnx.ModelProto) -> Optional[int]:
     return dims[0] if dims and dims[0] else None
 
 
+def _options(probes: List[LayerProbe], step: float):
+    """Per layer its choices that save something: (choice, disturbance, saving, saving in whole steps)."""
+    return [[(c, d, s, int(math.floor(s / step + 1e-6))) for c, (d, s) in sorted(p.choices.items()) if s > 0]
+            for p in probes]
+
+
+def _knapsack(options, cap: int):
+    """best[b]: the least summed disturbance with min(saving, cap) == b steps; back[i][b]: (previous b, choice
+    index) of layer i on the way there, None when layer i stays dense."""
+    inf = float("inf")
+    best = [0.0] + [inf] * cap
+    back = []
+    for opts in options:
+        new, how = best[:], [None] * (cap + 1)
+        for b, dist in enumerate(best):
+            if dist == inf:
+                continue
+            for k, (_, d, _, steps) in enumerate(opts):
+                t = min(cap, b + steps)
+                if dist + d < new[t]:
+                    new[t], how[t] = dist + d, (b, k)
+        back.append(how)
+        best = new
+    return best, back
+
+
+def _walk_back(probes, options, back, b: int) -> Dict[str, Optional[tuple]]:
+    choice = {}
+    for p, opts, how in zip(reversed(probes), reversed(options), reversed(back)):
+        if how[b] is None:
+            choice[p.node] = None
+        else:
+            b, k = how[b]
+            choice[p.node] = opts[k][0]
+    return {p.node: choice[p.node] for p in probes}
+
+
+def _totals(probes, choice, conv_macs):
+    saved = sum(p.choices[choice[p.node]][1] for p in probes if choice[p.node] is not None)
+    disturbance = sum(p.choices[choice[p.node]][0] for p in probes if choice[p.node] is not None)
+    return choice, saved / conv_macs, disturbance
+
+
 def choose(probes: List[LayerProbe], conv_macs: float, target: float,
            resolution: int = 4000) -> Tuple[Dict[str, Optional[tuple]], float, float]:
     """Per layer None (dense) or one of its choices: the least summed disturbance whose summed saving reaches target * conv_macs.
@@ -288,57 +395,62 @@ def choose(probes: List[LayerProbe], conv_macs: float, target: float,
     disturbance); when the target is out of reach, every layer takes its
     largest saving.
     """
-    step = conv_macs / resolution
     need = int(math.ceil(target * resolution - 1e-9))
-    options = [[(count, d, s, int(math.floor(s / step + 1e-6))) for count, (d, s) in sorted(p.choices.items()) if s > 0]
-               for p in probes]
+    options = _options(probes, conv_macs / resolution)
     reachable = sum(max((o[3] for o in opts), default=0) for opts in options)
     if reachable < need:
         choice = {p.node: (max(opts, key=lambda o: o[2])[0] if opts else None) for p, opts in zip(probes, options)}
-    else:
-        # best[b]: least disturbance with min(saving, need) == b steps; back[i][b]: the choice that got there
-        inf = float("inf")
-        best = [0.0] + [inf] * need
-        back = []
-        for opts in options:
-            new, how = best[:], [None] * (need + 1)
-            for b, dist in enumerate(best):
-                if dist == inf:
-                    continue
-                for k, (_, d, _, steps) in enumerate(opts):
-                    t = min(need, b + steps)
-                    if dist + d < new[t]:
-                        new[t], how[t] = dist + d, (b, k)
-            back.append(how)
-            best = new
-        choice, b = {}, need
-        for p, opts, how in zip(reversed(probes), reversed(options), reversed(back)):
-            if how[b] is None:
-                choice[p.node] = None
-            else:
-                b, k = how[b]
-                choice[p.node] = opts[k][0]
-        choice = {p.node: choice[p.node] for p in probes}
-    saved = sum(p.choices[choice[p.node]][1] for p in probes if choice[p.node] is not None)
-    disturbance = sum(p.choices[choice[p.node]][0] for p in probes if choice[p.node] is not None)
-    return choice, saved / conv_macs, disturbance
+        return _totals(probes, choice, conv_macs)
+    best, back = _knapsack(options, need)
+    return _totals(probes, _walk_back(probes, options, back, need), conv_macs)
 
 
-def allocate(model: onnx.ModelProto, options: HashingOptions, policy: Policy, target: float,
+def choose_within(probes: List[LayerProbe], conv_macs: float, budget: float,
+                  resolution: int = 4000) -> Tuple[Dict[str, Optional[tuple]], float, float]:
+    """Per layer None (dense) or one of its choices: the largest summed saving whose summed disturbance is at most `budget`.
+
+    The same knapsack as `choose`, over every reachable saving (in steps of
+    conv_macs / resolution, rounded down); among the savings within the
+    budget the largest wins. Returns (choice, saving / conv_macs, summed
+    disturbance).
+    """
+    options = _options(probes, conv_macs / resolution)
+    reachable = sum(max((o[3] for o in opts), default=0) for opts in options)
+    best, back = _knapsack(options, reachable)
+    slack = 1e-9 * max(abs(budget), 1e-30)  # sums in another order than the budget's
+    b = max(b for b, dist in enumerate(best) if dist <= budget + slack)  # b == 0 (all dense) always fits
+    return _totals(probes, _walk_back(probes, options, back, b), conv_macs)
+
+
+def allocate(model: onnx.ModelProto, options: HashingOptions, policy: Policy, target: Optional[float] = None,
              images: Optional[np.ndarray] = None, probe: str = "synthetic",
              candidates: Sequence[int] = DEFAULT_CANDIDATES, threads: Optional[int] = 2,
              mean: Sequence[float] = (0.2860,), std: Sequence[float] = (0.3530,),
              progress: Optional[Callable[[str], None]] = None,
-             tiles: Optional[Sequence[Tuple[int, int]]] = None) -> Allocation:
-    """Choose L (and, with several `tiles`, the tile) per layer (see the module docstring); `images` replace
-    the synthetic probe when given."""
-    if not 0.0 < target < 1.0:
+             tiles: Optional[Sequence[Tuple[int, int]]] = None,
+             budget_hyperplanes: Optional[int] = None) -> Allocation:
+    """Choose L (and, with several `tiles`, the tile) per layer (see the module docstring): with `target`, the
+    target rule; else the budget rule for one L = `budget_hyperplanes` (default: `options.hyperplanes`) in
+    every layer at `options.tile`. `images` replace the synthetic probe when given."""
+    if target is not None and not 0.0 < target < 1.0:
         raise ValueError(f"the target cut must be in (0, 1), got {target}")
     if not candidates or any(not 1 <= c <= 64 for c in candidates):
         raise ValueError("candidate hyperplane counts must be in 1..64")
+    tiles = [tuple(t) for t in (tiles or [options.tile])]
+    if target is None:
+        budget_hyperplanes = budget_hyperplanes or options.hyperplanes
+        uniform = (budget_hyperplanes, tuple(options.tile))
+        candidates = sorted(set(candidates) | {budget_hyperplanes})
+        tiles = tiles if uniform[1] in tiles else tiles + [uniform[1]]
     if images is None:
         images = synthetic_probe(model, mean=mean, std=std)
     probes, conv_macs = probe_layers(model, np.ascontiguousarray(images, np.float32), options, policy,
                                      sorted(set(candidates)), threads, progress, tiles)
-    layers, cut, disturbance = choose(probes, conv_macs, target)
-    return Allocation(layers, probes, target, conv_macs, cut, disturbance, probe)
+    if target is not None:
+        layers, cut, disturbance = choose(probes, conv_macs, target)
+        return Allocation(layers, probes, target, conv_macs, cut, disturbance, probe)
+    budget = sum(p.choices[uniform][0] for p in probes)
+    uniform_cut = sum(p.choices[uniform][1] for p in probes) / conv_macs
+    layers, cut, disturbance = choose_within(probes, conv_macs, budget)
+    return Allocation(layers, probes, None, conv_macs, cut, disturbance, probe, budget_hyperplanes, budget,
+                      uniform_cut)

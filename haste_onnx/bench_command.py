@@ -20,7 +20,7 @@ HELP = "time the original and the rewritten model (latency, ideal vs measured sp
 
 
 def configure(parser) -> None:
-    from .cli import _ranged, add_data, add_hashing, add_output_format, add_selection
+    from .cli import _ranged, add_allocation, add_data, add_hashing, add_output_format, add_selection
     from .eval_command import add_runtime
 
     group = parser.add_argument_group("model input")
@@ -42,13 +42,14 @@ def configure(parser) -> None:
     t.add_argument("--no-memory", action="store_true", help="do not measure peak memory (child processes)")
     t.add_argument("--no-fetch", action="store_true", help="do not download Fashion-MNIST when it is missing")
     add_hashing(parser)
+    add_allocation(parser)
     add_selection(parser)
     add_output_format(parser)
 
 
 def run(args) -> int:
     from .bench import BenchOptions, bench, versions
-    from .cli import hashing_options, selection_policy
+    from .cli import allocated_options
     from .eval_command import load_data, load_named_model
     from .model_io import CheckError, InputError
     from .runtime import LibraryNotFoundError
@@ -60,7 +61,9 @@ def run(args) -> int:
     if args.limit is None:
         args.limit = args.batch  # only the first B images are used
     images, _, data_info = load_data(args, loaded.model, entry, fetch=not args.no_fetch, say=say)
-    options = BenchOptions(hashing=hashing_options(args), policy=selection_policy(args), batch=args.batch,
+    hashing, policy, allocation = allocated_options(args, loaded.model, args.threads, data_info["mean"],
+                                                    data_info["std"], None if args.json else say)
+    options = BenchOptions(hashing=hashing, policy=policy, batch=args.batch,
                            threads=args.threads, warmup=args.warmup, repeats=args.repeats, cpu_time=args.cpu_time,
                            profile_runs=args.profile_runs, memory=not args.no_memory)
     try:
@@ -71,6 +74,8 @@ def run(args) -> int:
         raise InputError(str(err)) from err
     doc = {"command": "bench", "model": str(loaded.path), "model_name": entry.name if entry else None,
            "versions": versions(), "data": data_info, **result}
+    if allocation is not None:
+        doc["allocation"] = allocation.to_json()
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -93,6 +98,7 @@ def _pct(x, digits=1) -> str:
 
 
 def format_bench(doc: dict) -> str:
+    from .allocate import allocation_line
     from .info import format_table
 
     s, d, v = doc["settings"], doc["data"], doc["versions"]
@@ -108,6 +114,7 @@ def format_bench(doc: dict) -> str:
     parts = [
         f"model:    {name} ({doc['model']})",
         f"rewrite:  {rewrite}",
+        *([f"          {allocation_line(doc['allocation'])}"] if doc.get("allocation") else []),
         f"input:    batch {s['batch']} of {where} ({d['where']})" + (", images repeated" if doc["batch"]["repeated"]
                                                                    else "") + f", shape {doc['batch']['shape']}",
         f"settings: onnxruntime {v['onnxruntime']}, all graph optimisations, intra-op threads {s['threads']}, "

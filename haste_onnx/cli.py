@@ -31,7 +31,7 @@ import sys
 import traceback
 from typing import List, Optional
 
-from .model_io import HasteOnnxError
+from .model_io import HasteOnnxError, UsageError
 
 PROG = "haste-onnx"
 
@@ -121,9 +121,10 @@ def add_hashing(parser: argparse.ArgumentParser) -> None:
     from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES, DEFAULT_MERGE, DEFAULT_SPARSITY
 
     group = parser.add_argument_group("hashing options")
-    group.add_argument("--hyperplanes", "-L", type=_ranged(int, 1, 64, "--hyperplanes"), default=DEFAULT_HYPERPLANES,
-                       metavar="L", help="hyperplanes per layer, 1..64: the compression knob; fewer merge more "
-                                         f"channels (default {DEFAULT_HYPERPLANES})")
+    group.add_argument("--hyperplanes", "-L", type=_ranged(int, 1, 64, "--hyperplanes"), default=None,
+                       metavar="L", help="one L for every layer, 1..64 (the published method): fewer merge more "
+                                         "channels. Default: L per layer from the data-free probe, for no more "
+                                         f"disturbance than L={DEFAULT_HYPERPLANES} in every layer (--probe-budget)")
     group.add_argument("--layer-hyperplanes", type=_layer_hyperplanes, action="append", default=[],
                        metavar="PATTERN=L",
                        help="L for the layers whose name matches PATTERN (shell pattern, as --include); repeatable, "
@@ -183,27 +184,35 @@ def _candidates(text: str):
 
 def add_allocation(parser: argparse.ArgumentParser) -> None:
     from .allocate import DEFAULT_CANDIDATES, DEFAULT_PROBE_IMAGES
+    from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES
 
     group = parser.add_argument_group(
         "hyperplanes per layer from a probe",
-        "With --target-cut, each replaceable layer is rewritten alone at every candidate L and run on probe "
-        "images; each layer then gets the L (or stays dense) that reaches the target cut of all conv MACs "
-        "(overheads included, measured on the probe) with the least disturbance of the output. The default "
-        "probe is synthetic noise: no data is read. See docs/ablations.md.")
+        "By default each replaceable layer is rewritten alone at every candidate L and run on probe images "
+        "(synthetic noise: no data is read); each layer then gets the L, or stays dense, so that the conv MACs "
+        "saved on the probe (overheads included) are the most for no more summed disturbance of the output "
+        f"than one L={DEFAULT_HYPERPLANES} in every layer (--probe-budget). With --target-cut, the least "
+        "disturbance that saves a given share instead. --hyperplanes or --no-probe: one L for every layer, "
+        "no probe. See docs/ablations.md.")
+    group.add_argument("--probe-budget", type=_ranged(int, 1, 64, "--probe-budget"), default=None, metavar="L",
+                       help="the probe's disturbance budget: that of one L in every layer (default "
+                            f"{DEFAULT_HYPERPLANES}); fewer save more and lose more")
     group.add_argument("--target-cut", type=_ranged(float, 0.001, 0.999, "--target-cut"), default=None, metavar="R",
-                       help="fraction of the conv MACs to save on the probe, e.g. 0.35 (default: off, one L for "
-                            "every layer)")
+                       help="instead of the budget: the fraction of the conv MACs to save on the probe, e.g. 0.35")
+    group.add_argument("--no-probe", action="store_true",
+                       help=f"one L for every layer (--hyperplanes, default {DEFAULT_HYPERPLANES}); no probe")
     group.add_argument("--probe", choices=["synthetic", "synthetic-blocky", "fashion-mnist-train"],
                        default="synthetic",
                        help="synthetic: smooth noise (1/f^2 spectrum) with dark regions, data-free "
                             "(default); synthetic-blocky: the first probe, blocky uniform noise, data-free; "
                             "fashion-mnist-train: the first images of the Fashion-MNIST training split, "
                             "unlabelled (calibration: uses data)")
-    group.add_argument("--probe-images", type=_ranged(int, 1, 4096, "--probe-images"), default=DEFAULT_PROBE_IMAGES,
-                       metavar="N", help=f"probe images (default {DEFAULT_PROBE_IMAGES})")
+    group.add_argument("--probe-images", type=_ranged(int, 1, 4096, "--probe-images"), default=None,
+                       metavar="N", help=f"probe images (default {DEFAULT_PROBE_IMAGES} for inputs up to 32x32, "
+                                         "fewer for larger inputs, at least 8)")
     group.add_argument("--candidates", type=_candidates, default=list(DEFAULT_CANDIDATES), metavar="L,L,...",
                        help="hyperplane counts to try per layer (default "
-                            f"{','.join(map(str, DEFAULT_CANDIDATES))})")
+                            f"{','.join(map(str, DEFAULT_CANDIDATES))}, and the budget's L)")
     group.add_argument("--candidate-tiles", type=lambda t: [_tile(x) for x in t.split(",")], default=None,
                        metavar="P,P,...", help="tiles to try per layer, each P or PxQ (default: only --tile)")
 
@@ -236,7 +245,9 @@ def add_output_format(parser: argparse.ArgumentParser) -> None:
 def hashing_options(args):
     from .rewrite.conv_to_haste import HashingOptions
 
-    return HashingOptions(hyperplanes=args.hyperplanes, tile=tuple(args.tile), sparsity=args.sparsity,
+    from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES
+
+    return HashingOptions(hyperplanes=args.hyperplanes or DEFAULT_HYPERPLANES, tile=tuple(args.tile), sparsity=args.sparsity,
                           seed=args.seed, centering=not args.no_centering,
                           magnitude_split=args.magnitude_split, merge=args.merge,
                           layer_hyperplanes=tuple(args.layer_hyperplanes), layer_tiles=tuple(args.layer_tile),
@@ -251,17 +262,61 @@ def selection_policy(args):
                   allow_first=args.allow_first)
 
 
-def allocated_options(args, model, threads=2, mean=None, std=None, say=None):
-    """(hashing options, policy, Allocation or None): with --target-cut, L per layer from the probe."""
-    options, policy = hashing_options(args), selection_policy(args)
-    if getattr(args, "target_cut", None) is None:
-        return options, policy, None
-    from .allocate import allocate, probe_images
+def probe_mode(args) -> Optional[str]:
+    """How L is chosen: "target" (--target-cut), "budget" (the default) or None (one L for every layer:
+    --hyperplanes or --no-probe, or a subcommand without the probe's options)."""
+    if not hasattr(args, "no_probe"):
+        return None
+    if args.target_cut is not None:
+        if args.no_probe:
+            raise UsageError("--target-cut and --no-probe contradict each other")
+        return "target"
+    if args.no_probe or args.hyperplanes is not None:
+        if args.probe_budget is not None:
+            raise UsageError("--probe-budget sets the probe's budget; it has no use with "
+                             + ("--no-probe" if args.no_probe else "--hyperplanes (one L for every layer)"))
+        return None
+    return "budget"
 
-    images, mean, std = probe_images(model, args.probe, args.probe_images, mean, std)
+
+def allocated_options(args, model, threads=2, mean=None, std=None, say=None):
+    """(hashing options, policy, Allocation, NoProbe or None): L per layer from the probe unless one L is asked for.
+
+    Under the default (budget) rule a model the probe cannot feed (an input of symbolic size, several
+    inputs; no op library) gets one L for every layer, and the NoProbe says why; under --target-cut that
+    is an error. A model with nothing to replace is not probed: the rewrite then says why.
+    """
+    from dataclasses import replace
+
+    from .model_io import InputError
+
+    options, policy = hashing_options(args), selection_policy(args)
+    mode = probe_mode(args)
+    if mode is None:
+        return options, policy, None
+    from .allocate import NoProbe, allocate, probe_images
+    from .rewrite import rewrite_model
+    from .runtime import LibraryNotFoundError, get_library_path
+
+    try:
+        _, report = rewrite_model(model, options, policy)
+    except Exception:  # nothing to replace, or a model the rewrite rejects: it says why, unprobed
+        return options, policy, None
+    if report.summary()["already_haste"]:  # rewriting a rewritten model changes nothing
+        return options, replace(policy, already_rewritten=True), None
+    if report.summary()["replaced"] == 0:
+        return options, policy, None
+    try:
+        get_library_path()
+        images, mean, std = probe_images(model, args.probe, args.probe_images, mean, std)
+    except (InputError, LibraryNotFoundError) as err:
+        if mode == "target" or args.probe != "synthetic":
+            raise
+        return options, policy, NoProbe(str(err), options.hyperplanes)
     allocation = allocate(model, options, policy, args.target_cut, images=images, probe=args.probe,
                           candidates=args.candidates, threads=threads, mean=mean, std=std, progress=say,
-                          tiles=[tuple(t) for t in args.candidate_tiles] if args.candidate_tiles else None)
+                          tiles=[tuple(t) for t in args.candidate_tiles] if args.candidate_tiles else None,
+                          budget_hyperplanes=args.probe_budget)
     options, policy = allocation.apply(options, policy)
     return options, policy, allocation
 

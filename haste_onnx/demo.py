@@ -20,7 +20,7 @@ HELP = "rewrite the bundled ResNet-20 and compare accuracy, measured conv MACs a
 
 
 def configure(parser) -> None:
-    from .cli import _ranged, add_data, add_hashing, add_output_format, add_selection
+    from .cli import _ranged, add_allocation, add_data, add_hashing, add_output_format, add_selection
     from .eval_command import add_runtime
 
     group = parser.add_argument_group("model input")
@@ -35,6 +35,7 @@ def configure(parser) -> None:
                      help="untimed runs of each model first (default 3)")
     lat.add_argument("--no-fetch", action="store_true", help="do not download Fashion-MNIST when it is missing")
     add_hashing(parser)
+    add_allocation(parser)
     add_selection(parser)
     add_output_format(parser)
 
@@ -42,7 +43,7 @@ def configure(parser) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from .cli import hashing_options, selection_policy
+    from .cli import allocated_options
     from .eval_command import load_data, load_named_model
     from .evaluate import EvalOptions, Predictor, evaluate, measure_latency, versions
     from .rewrite import rewrite_model
@@ -52,9 +53,10 @@ def run(args) -> int:
 
     loaded, entry = load_named_model(args.model)
     images, labels, data_info = load_data(args, loaded.model, entry, fetch=not args.no_fetch, say=say)
-    options = EvalOptions(hashing=hashing_options(args), policy=selection_policy(args), batch=args.batch,
-                          threads=args.threads)
     say_progress = (lambda text: print(text, file=sys.stderr, flush=True))
+    hashing, policy, allocation = allocated_options(args, loaded.model, args.threads, data_info["mean"],
+                                                    data_info["std"], say_progress)
+    options = EvalOptions(hashing=hashing, policy=policy, batch=args.batch, threads=args.threads)
     say_progress(f"running {loaded.path.name} and its rewrite on {len(labels)} images, then timing both ...")
     result = evaluate(loaded.model, images, labels, options)
     rewritten, report = rewrite_model(loaded.model, options.hashing, options.policy)
@@ -67,6 +69,8 @@ def run(args) -> int:
                "original_samples_ms": t_orig, "rewritten_samples_ms": t_haste}
     doc = {"command": "demo", "model": str(loaded.path), "model_name": entry.name if entry else None,
            "versions": versions(), "data": data_info, "rewrite": report.summary(), **result, "latency": latency}
+    if allocation is not None:
+        doc["allocation"] = allocation.to_json()
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -80,7 +84,7 @@ def format_demo(doc: dict) -> str:
     name = doc["model_name"] or doc["model"]
     speed = lat["original_ms"] / lat["rewritten_ms"] if lat["rewritten_ms"] else float("nan")
     where = f"{d['source']} {d['split']} split" if d.get("split") else d["source"]
-    return "\n".join([
+    lines = [
         f"model:      {name} ({doc['model']})",
         f"data:       {d['images']} images, {where} ({d['where']})",
         f"rewrite:    {rw['replaced']} of {rw['layers']} conv layers -> HasteConv ({hyperplanes_label(h)}, "
@@ -93,4 +97,9 @@ def format_demo(doc: dict) -> str:
         f"with hashing/merging overheads; replaced layers cut {100 * t['replaced_mac_reduction']:.1f}%)",
         f"latency:    original {lat['original_ms']:.2f} ms, rewritten {lat['rewritten_ms']:.2f} ms per batch of "
         f"{lat['batch']} (median of {lat['repeats']}, {lat['threads']} threads): speedup {speed:.2f}x",
-    ])
+    ]
+    if doc.get("allocation"):
+        from .allocate import allocation_line
+
+        lines.insert(3, f"            {allocation_line(doc['allocation'])}")
+    return "\n".join(lines)

@@ -250,9 +250,9 @@ def format_result(doc: dict) -> str:
     else:
         parts.append("rewrite: none; the model's own HasteConv layers (original = stripped to Conv)")
     if doc.get("allocation"):
-        from .allocate import Allocation
+        from .allocate import allocation_line
 
-        parts.append(Allocation.line_from_json(doc["allocation"]))
+        parts.append(allocation_line(doc["allocation"]))
     parts.append("")
     title = "per replaced layer, per image" + (f" (mean over {len(runs)} seeds)" if len(runs) > 1 else "")
     parts.append(title + ":")

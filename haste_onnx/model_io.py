@@ -26,6 +26,12 @@ class HasteOnnxError(Exception):
     exit_code = 1
 
 
+class UsageError(HasteOnnxError):
+    """Options that contradict each other (argparse catches the rest)."""
+
+    exit_code = 2
+
+
 class InputError(HasteOnnxError):
     """The input file is missing, unreadable, not ONNX, truncated or lacks its external data."""
 

@@ -36,7 +36,8 @@ class Policy:
     allow_strided: bool = False
     allow_grouped: bool = False
     allow_first: bool = False
-    probe_dense: List[str] = field(default_factory=list)  # names --target-cut chose to leave dense
+    probe_dense: List[str] = field(default_factory=list)  # names the probe chose to leave dense
+    already_rewritten: bool = False  # the default rule on a model with HasteConv: replace nothing more
 
     def decide(self, site) -> Optional[str]:
         """None when `site` (a ConvSite) is to be replaced, else the reason it is kept."""
@@ -47,7 +48,9 @@ class Policy:
             if any(fnmatch.fnmatchcase(n, pattern) for n in names):
                 return f"excluded by --exclude {pattern}"
         if any(n in self.probe_dense for n in names):
-            return "left dense by --target-cut: its saving costs too much disturbance on the probe"
+            return "left dense by the probe: its saving costs too much disturbance"
+        if self.already_rewritten:
+            return "the model holds HasteConv already: the probe's choice stands (-L or --target-cut replace more)"
         if self.include and not any(fnmatch.fnmatchcase(n, p) for p in self.include for n in names):
             return "not matched by --include"
         if site.problem:

@@ -8,8 +8,8 @@ import onnx
 import pytest
 
 from haste_onnx import cli
-from haste_onnx.allocate import (LayerProbe, allocate, choose, literal_pattern, output_disturbance, probe_layers,
-                                 synthetic_probe)
+from haste_onnx.allocate import (LayerProbe, allocate, choose, choose_within, default_probe_count, literal_pattern,
+                                 output_disturbance, probe_layers, synthetic_probe)
 from haste_onnx.evaluate import Predictor, add_stats_outputs
 from haste_onnx.op.reference import STATS_FIELDS
 from haste_onnx.policy import Policy
@@ -121,6 +121,47 @@ def test_choose_when_the_target_is_out_of_reach_takes_every_positive_saving():
     assert choice == {"a": 8, "b": None} and cut == pytest.approx(0.3)
 
 
+def _most_saving_by_brute_force(probes, budget):
+    best = None
+    for combo in itertools.product(*[[None] + sorted(p.choices) for p in probes]):
+        saved = sum(p.choices[L][1] for p, L in zip(probes, combo) if L is not None)
+        dist = sum(p.choices[L][0] for p, L in zip(probes, combo) if L is not None)
+        if dist <= budget + 1e-12 and (best is None or saved > best[0]):
+            best = (saved, combo)
+    return best
+
+
+def test_choose_within_saves_the_most_for_the_budget():
+    table = {
+        "cheap": {16: (0.001, 10.0), 12: (0.003, 20.0), 8: (0.009, 30.0)},
+        "dear": {16: (0.004, 10.0), 12: (0.012, 20.0), 8: (0.036, 30.0)},
+        "middle": {16: (0.002, 10.0), 12: (0.006, 20.0), 8: (0.018, 30.0)},
+    }
+    probes = _probes(table)
+    budget = sum(table[n][12][0] for n in table)  # one L=12 everywhere: 60 saved for 0.021
+    choice, cut, dist = choose_within(probes, 100.0, budget)
+    # 60 is the most within the budget (70 would need 0.027); of the ways to save 60, the least disturbing
+    assert cut == pytest.approx(0.6) and dist == pytest.approx(0.019)
+    assert choice == {"cheap": 8, "dear": 16, "middle": 12}
+    assert choose_within(probes, 100.0, 0.0)[0] == {"cheap": None, "dear": None, "middle": None}
+    rng = np.random.default_rng(1)
+    for _ in range(200):  # random tables against brute force; savings on the DP's grid (100 / 4000 steps)
+        probes = [LayerProbe(f"l{i}", 100.0, {L: (float(rng.random()), float(rng.integers(-5, 40)))
+                                              for L in rng.choice([4, 8, 12, 16], rng.integers(1, 4), replace=False)})
+                  for i in range(4)]
+        budget = float(rng.uniform(0.0, 2.0))
+        choice, cut, dist = choose_within(probes, 100.0, budget)
+        best = _most_saving_by_brute_force(probes, budget)
+        assert dist <= budget + 1e-12 and cut * 100.0 == pytest.approx(max(best[0], 0.0))
+
+
+def test_probe_images_shrink_with_the_input_size():
+    assert default_probe_count(net_model(32, 32)) == 64
+    assert default_probe_count(net_model(12, 12)) == 64
+    assert default_probe_count(net_model(64, 64)) == 16
+    assert default_probe_count(net_model(224, 224)) == 8  # at least 8
+
+
 def test_literal_pattern_matches_only_its_name():
     for name in ("/layers/layers.0/conv1/Conv", "odd[1]*?name", "plain"):
         pattern = literal_pattern(name)
@@ -165,7 +206,7 @@ def test_allocate_then_rewrite_uses_the_chosen_counts():
     assert got == allocation.layers
     for r in report.layers:
         if r.node in allocation.layers and allocation.layers[r.node] is None:
-            assert r.reason.startswith("left dense by --target-cut")
+            assert r.reason.startswith("left dense by the probe")
 
 
 def test_cli_rewrite_with_target_cut(tmp_path, capsys):
@@ -224,4 +265,55 @@ def test_a_model_with_a_symbolic_image_size_needs_real_probe_images(tmp_path, ca
     assert code == 3
     assert err.strip() == ("haste-onnx rewrite: error: the synthetic probe needs a model input of fixed shape "
                            "NxCxHxW; this model's is ?x1x?x12")
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_the_default_rewrite_saves_more_than_one_l_for_no_more_disturbance(tmp_path, capsys):
+    src, out = tmp_path / "net.onnx", tmp_path / "out.onnx"
+    onnx.save(net_model(16, 16), str(src))
+    code = cli.main(["rewrite", str(src), str(out), "--json", "--probe-images", "8", "--candidates", "2,4,8"])
+    text, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    alloc = json.loads(text)["allocation"]
+    assert alloc["rule"] == "budget" and alloc["target_cut"] is None and alloc["budget_hyperplanes"] == 14
+    assert all("L=14 tile=4x4" in m["choices"] for m in alloc["measurements"])  # the budget's L is always probed
+    assert alloc["budget_disturbance"] == pytest.approx(
+        sum(m["choices"]["L=14 tile=4x4"]["disturbance"] for m in alloc["measurements"]))
+    assert alloc["estimated_disturbance"] <= alloc["budget_disturbance"] * (1 + 1e-9)
+    assert alloc["estimated_cut"] >= alloc["uniform_cut"] - 1e-9
+    model = onnx.load(str(out))
+    planes = {i.name: i for i in model.graph.initializer}
+    for name, chosen in alloc["layers"].items():
+        if chosen is not None:
+            assert planes[f"{name}.hyperplanes"].dims[0] == chosen["hyperplanes"]
+    code = cli.main(["rewrite", str(src), str(tmp_path / "o2.onnx"), "--probe-images", "8", "--candidates", "2,4,8",
+                     "--probe-budget", "4"])
+    text, _ = capsys.readouterr()
+    assert code == 0 and "for no more disturbance than L=4 in every layer" in text
+
+
+def test_the_default_rewrite_falls_back_to_one_l_when_the_probe_cannot_run(tmp_path, capsys):
+    model = net_model()
+    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
+    src, out = tmp_path / "dyn.onnx", tmp_path / "o.onnx"
+    onnx.save(model, str(src))
+    code = cli.main(["rewrite", str(src), str(out)])
+    text, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    assert ("one L=14 for every layer: no probe (the synthetic probe needs a model input of fixed shape NxCxHxW; "
+            "this model's is ?x1x?x12)") in text
+    planes = [i for i in onnx.load(str(out)).graph.initializer if i.name.endswith(".hyperplanes")]
+    assert planes and all(p.dims[0] == 14 for p in planes)
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["-L", "10", "--probe-budget", "12"], "--probe-budget sets the probe's budget; it has no use with --hyperplanes (one L for every layer)"),
+    (["--no-probe", "--probe-budget", "12"], "--probe-budget sets the probe's budget; it has no use with --no-probe"),
+    (["--no-probe", "--target-cut", "0.2"], "--target-cut and --no-probe contradict each other")])
+def test_contradicting_probe_options_exit_2(args, problem, tmp_path, capsys):
+    src = tmp_path / "net.onnx"
+    onnx.save(net_model(), str(src))
+    code = cli.main(["rewrite", str(src), str(tmp_path / "o.onnx"), *args])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.strip() == f"haste-onnx rewrite: error: {problem}"
     assert not (tmp_path / "o.onnx").exists()

@@ -34,7 +34,8 @@ def run(args) -> int:
     loaded = load_model(resolve_model(args.model)[0])
     external = args.external_data or loaded.has_external_data
     out = check_output_path(args.output, args.force, loaded, external)
-    say = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
+    # the probe's progress, for a person watching: stderr otherwise holds only an error line
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if sys.stderr.isatty() and not args.json else None
     options, policy, allocation = allocated_options(args, loaded.model, say=say)
     try:
         model, report = rewrite_model(loaded.model, options, policy)
