@@ -101,6 +101,10 @@ def grid() -> List[dict]:
                        budget=14, default=True,
                        change="the rewriter's defaults: L per layer from the smooth-noise probe, for no more "
                               "probe disturbance than L=14 in every layer"))
+    for budget in (16, 12, 10):  # the defaults' curve: `--probe-budget L`
+        points.append(dict(model="resnet18", tag=f"budget_L{budget}", L=14, seeds=SEEDS, group="ablation",
+                           merge="project", budget=budget,
+                           change=f"the defaults with --probe-budget {budget}"))
     points.append(dict(model="resnet18", tag="calib_t0.34", L=14, seeds=(0,), group="ablation", merge="project",
                        allow_strided=True, target_cut=0.34, probe="fashion-mnist-train",
                        change="L per layer from 64 unlabelled training images (calibration, not data-free)"))
@@ -141,7 +145,9 @@ def point_file(results: Path, point: dict, seed: int) -> Path:
 def cli_command(point: dict, model_arg: str, seeds, threads: int) -> str:
     """The `haste-onnx eval` command line that measures this point."""
     parts = ["haste-onnx", "eval", model_arg]
-    if point.get("default"):  # the rewriter's defaults: no hashing options at all
+    if point.get("budget"):  # the rewriter's defaults: no hashing options, at most the probe's budget
+        if point["budget"] != 14:
+            parts += ["--probe-budget", str(point["budget"])]
         seeds = list(seeds)
         parts += (["--seeds"] + [str(s) for s in seeds]) if len(seeds) > 1 else ["--seed", str(seeds[0])]
         return " ".join(parts + ["--threads", str(threads)])
