@@ -105,6 +105,9 @@ def grid() -> List[dict]:
         points.append(dict(model="resnet18", tag=f"budget_L{budget}", L=14, seeds=SEEDS, group="ablation",
                            merge="project", budget=budget,
                            change=f"the defaults with --probe-budget {budget}"))
+    points.append(dict(model="resnet18", tag="default_probe128", L=14, seeds=SEEDS, group="ablation",
+                       merge="project", budget=14, probe_images=128,
+                       change="the defaults with twice the probe images (--probe-images 128)"))
     points.append(dict(model="resnet18", tag="calib_t0.34", L=14, seeds=(0,), group="ablation", merge="project",
                        allow_strided=True, target_cut=0.34, probe="fashion-mnist-train",
                        change="L per layer from 64 unlabelled training images (calibration, not data-free)"))
@@ -148,6 +151,8 @@ def cli_command(point: dict, model_arg: str, seeds, threads: int) -> str:
     if point.get("budget"):  # the rewriter's defaults: no hashing options, at most the probe's budget
         if point["budget"] != 14:
             parts += ["--probe-budget", str(point["budget"])]
+        if point.get("probe_images"):
+            parts += ["--probe-images", str(point["probe_images"])]
         seeds = list(seeds)
         parts += (["--seeds"] + [str(s) for s in seeds]) if len(seeds) > 1 else ["--seed", str(seeds[0])]
         return " ".join(parts + ["--threads", str(threads)])
@@ -327,7 +332,7 @@ def allocation_for(point: dict, model, threads: int):
     from haste_onnx.allocate import DEFAULT_CANDIDATES, allocate, probe_images
 
     base = options_for(point, 0, threads)
-    images, mean, std = probe_images(model, point.get("probe", "synthetic"), 64)
+    images, mean, std = probe_images(model, point.get("probe", "synthetic"), point.get("probe_images", 64))
     return allocate(model, base.hashing, base.policy, point.get("target_cut"), images=images,
                     probe=point.get("probe", "synthetic"), threads=threads, mean=mean, std=std, progress=log,
                     candidates=point.get("candidates", DEFAULT_CANDIDATES), tiles=point.get("candidate_tiles"),
@@ -946,6 +951,16 @@ def summary_section(r18, r18s, r20, mn, r18a=(), r18o=()) -> List[str]:
     """The key numbers in a few lines, from the same rows as the tables."""
     out = ["## Summary", ""]
     free = [r for r in r18a if r["point"].get("probe", "synthetic") != "fashion-mnist-train"]
+    d = next((r for r in r18a if r["tag"] == "default"), None)
+    if d is not None:
+        lat = next((x["latency"] for x in d["docs"] if x.get("latency")), None)
+        macs3 = next((x.get("conv_macs_3x3") for x in d["docs"] if x.get("conv_macs_3x3")), None)
+        out.append(f"- **ResNet-18, the rewriter's defaults** (L per layer from the data-free probe, for no more probe "
+                   f"disturbance than L=14 everywhere; {len(d['seeds'])} seeds): {pt(d['difference'])}, 3x3-conv MACs "
+                   f"cut {_cut3(d, macs3)} with overheads (all conv MACs {pm(d['conv_mac_reduction'], digits=1)}, "
+                   f"{pm(d['conv_mac_reduction_with_overheads'], digits=1)} with overheads)"
+                   + (f", latency ratio {lat['speedup']:.2f}x (batch 8, 1 thread)" if lat else "")
+                   + f"; `{reproduce(d)}`.")
     for bound in (1.25, 1.0):
         b = best_point(free, bound)
         if b is not None:

@@ -173,8 +173,9 @@ def test_svg_is_wellformed(mr, results):
 def test_grid_and_order(mr):
     points = mr.grid()
     order = mr.run_order(points)
-    # merge=project at 3 L, two blocky and seven smooth probes, the defaults at 4 budgets, calibration
-    ablation = 3 + 1 + 1 + 2 * 3 + 7 * 3 + 4 * 3 + 1
+    # merge=project at 3 L, two blocky and seven smooth probes, the defaults at 4 budgets and with 128 probe
+    # images, calibration
+    ablation = 3 + 1 + 1 + 2 * 3 + 7 * 3 + 5 * 3 + 1
     ours = 3 + 1 + 1
     assert len(order) == 4 * 3 + 5 * 3 + 5 + 2 * 3 + ablation + ours
     assert len(order) == sum(len(p["seeds"]) for p in points)
@@ -197,6 +198,7 @@ def test_commands_parse_with_the_real_cli(mr):
         assert args.command == "eval" and args.threads == 1
         assert args.hyperplanes == (None if point.get("budget") else point["L"])  # the default: the probe's L
         assert args.probe_budget == (point["budget"] if point.get("budget", 14) != 14 else None)
+        assert args.probe_images == point.get("probe_images")
         assert args.seeds == (list(point["seeds"]) if len(point["seeds"]) > 1 else None)
         assert args.magnitude_split == bool(point.get("magnitude_split"))
         assert args.allow_1x1 == bool(point.get("allow_1x1"))
