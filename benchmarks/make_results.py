@@ -66,6 +66,8 @@ def grid() -> List[dict]:
     points = []
     for L in (16, 14, 12, 10):
         points.append(dict(model="resnet20", tag=f"L{L}", L=L, seeds=SEEDS, group="main"))
+    points.append(dict(model="resnet20", tag="default", L=14, seeds=SEEDS, group="defaults", merge="project",
+                       budget=14, default=True, change="the rewriter's defaults"))
     for L in (16, 14, 12, 10, 8):
         points.append(dict(model="resnet18", tag=f"L{L}", L=L, seeds=SEEDS, group="main"))
     for L in (16, 14, 12, 10, 8):
@@ -641,7 +643,7 @@ def render(results: Path, doc_path: Optional[Path] = None, svg: bool = True) -> 
     rows = points_table(docs)
     by = lambda model, group: [r for r in rows if r["model"] == model and r["group"] == group]  # noqa: E731
     r18, r18s, r20, mn = by("resnet18", "main"), by("resnet18", "split"), by("resnet20", "main"), by("mobilenetv2", "mnv2")
-    r18a, r18o = by("resnet18", "ablation"), by("resnet18_ours", "main")
+    r18a, r18o, r20d = by("resnet18", "ablation"), by("resnet18_ours", "main"), by("resnet20", "defaults")
     out: List[str] = []
     w = out.append
     w("# Results: accuracy against measured conv FLOPs")
@@ -655,7 +657,7 @@ def render(results: Path, doc_path: Optional[Path] = None, svg: bool = True) -> 
     w("python benchmarks/make_results.py --render-only                        # re-render from the stored JSON")
     w("```")
     w("")
-    out.extend(summary_section(r18, r18s, r20, mn, r18a, r18o))
+    out.extend(summary_section(r18, r18s, r20, mn, r18a, r18o, r20d))
     w(environment_section(docs))
     w("")
     w("How to read the tables: accuracy is top-1 on all images of the set; *difference* is rewritten minus "
@@ -777,6 +779,12 @@ def render(results: Path, doc_path: Optional[Path] = None, svg: bool = True) -> 
         w("")
         out.extend(tradeoff_table(r20))
         w("")
+        for d in r20d:
+            w(f"The rewriter's defaults (L per layer from the data-free probe, for no more probe disturbance than "
+              f"L=14 everywhere; merge project; {len(d['seeds'])} seeds): {pt(d['difference'])}, all conv MACs cut "
+              f"{pm(d['conv_mac_reduction'], digits=1)} ({pm(d['conv_mac_reduction_with_overheads'], digits=1)} with "
+              f"overheads), {d['haste_layers']} convs replaced; `{reproduce(d)}`.")
+            w("")
         w("Simulation in `../shared/notes/platform.md` (not measured here; 3x3-conv MACs, tiles 4x4, s = 2/3): " + "; ".join(
             f"L = {L}: {d:+.1f} pt for {100 * c:.0f}% ({100 * co:.0f}% with overheads)" for L, d, c, co in SIMULATION_RESNET20)
           + ".")
@@ -796,9 +804,12 @@ def render(results: Path, doc_path: Optional[Path] = None, svg: bool = True) -> 
         w(f"![accuracy difference against the cut of all conv MACs](../benchmarks/results/{SVG_NAME})")
         w("")
         w("Accuracy difference (pt, mean over seeds, bars: min-max over seeds) against the cut of all conv MACs "
-          "with overheads (hollow: without overheads). Lines join the published method's L values; the purple "
-          "points are the settings of issue #8 (merge=project, probe-chosen L and tile, calibration), labelled "
-          "by their tag in the table above. Written by `make_results.py` without a plotting library.")
+          "with overheads (hollow: without overheads). Blue: the published method, one L for every layer "
+          "(merge mean), joined over L. Orange: the rewriter's defaults (L per layer from the data-free probe), "
+          "joined over the probe's budget `--probe-budget` L = 16, 14, 12, 10; both on the ResNet-18 of record. "
+          "The purple points are the other settings of issue #8 (merge=project, probe targets, tiles, "
+          "calibration), labelled by their tag in the table above. Written by `make_results.py` without a "
+          "plotting library.")
         w("")
     # ---- MobileNetV2
     w("## MobileNetV2 (ImageNet weights) on foolbox's 20 ImageNet images")
@@ -947,7 +958,7 @@ def ours_section(rows: List[dict]) -> List[str]:
     return out
 
 
-def summary_section(r18, r18s, r20, mn, r18a=(), r18o=()) -> List[str]:
+def summary_section(r18, r18s, r20, mn, r18a=(), r18o=(), r20d=()) -> List[str]:
     """The key numbers in a few lines, from the same rows as the tables."""
     out = ["## Summary", ""]
     free = [r for r in r18a if r["point"].get("probe", "synthetic") != "fashion-mnist-train"]
@@ -996,9 +1007,13 @@ def summary_section(r18, r18s, r20, mn, r18a=(), r18o=()) -> List[str]:
         out.append(f"- The notes' simulation at L = {sim[0]} (first 4,000 images, not measured here): {sim[2]:+.2f} pt for "
                    f"{100 * sim[3]:.1f}% of the 3x3-conv MACs ({100 * sim[4]:.1f}% with overheads); measured on those "
                    f"convs: {pm(b['replaced_mac_reduction'], digits=1)} ({pm(b['replaced_mac_reduction_with_overheads'], digits=1)}).")
+    for d in r20d:
+        out.append(f"- **ResNet-20, the rewriter's defaults:** {pt(d['difference'])}, all conv MACs cut "
+                   f"{pm(d['conv_mac_reduction'], digits=1)} ({pm(d['conv_mac_reduction_with_overheads'], digits=1)} "
+                   "with overheads).")
     d20 = next((r for r in r20 if r["point"]["L"] == 14), None)
     if d20:
-        out.append(f"- **ResNet-20, default L = 14:** {pt(d20['difference'])}, all conv MACs cut "
+        out.append(f"- **ResNet-20, one L = 14 (merge mean):** {pt(d20['difference'])}, all conv MACs cut "
                    f"{pm(d20['conv_mac_reduction'], digits=1)} ({pm(d20['conv_mac_reduction_with_overheads'], digits=1)} "
                    "with overheads).")
     for r in sorted(mn, key=lambda r: not r["point"].get("magnitude_split")):
@@ -1138,8 +1153,12 @@ def runtime_section(rows: List[dict]) -> str:
 def tradeoff_svg(r18: List[dict], r20: List[dict], r18s: List[dict], r18a: List[dict] = ()) -> str:
     W, H, ml, mr, mt, mb = 760, 420, 60, 230, 20, 45
     floor = -8.0  # points below are drawn on the bottom edge with their value written beside them
+    budget = sorted([r for r in r18a if r["point"].get("budget") and not r["point"].get("probe_images")],
+                    key=lambda r: -r["point"]["budget"])
+    others = [r for r in r18a if r not in budget]
     series = [("ResNet-18", "#1f77b4", r18), ("ResNet-20", "#d62728", r20), ("ResNet-18 + magnitude split (1 seed)", "#2ca02c", r18s),
-              ("ResNet-18 beyond the paper (issue #8)", "#9467bd", list(r18a))]
+              ("ResNet-18 beyond the paper (issue #8)", "#9467bd", others),
+              ("ResNet-18, the defaults (probe budget L)", "#ff7f0e", budget)]
     pts = [(100 * r["conv_mac_reduction"]["mean"], 100 * r["difference"]["min"], 100 * r["difference"]["max"])
            for _, _, rs in series for r in rs]
     pts += [(100 * r["conv_mac_reduction_with_overheads"]["mean"], 100 * r["difference"]["mean"], 0) for _, _, rs in series for r in rs]
@@ -1166,9 +1185,10 @@ def tradeoff_svg(r18: List[dict], r20: List[dict], r18s: List[dict], r18a: List[
     for i, (name, color, rs) in enumerate(series):
         if not rs:
             continue
-        rs = sorted(rs, key=lambda r: r["point"]["L"])
-        beyond = rs[0]["group"] == "ablation"
-        if not beyond:  # a curve over L; the ablation's settings are separate points
+        curve = rs is budget or rs[0]["group"] != "ablation"  # a curve over L; other settings are separate points
+        beyond = rs is others
+        rs = rs if rs is budget else sorted(rs, key=lambda r: r["point"]["L"])
+        if curve:
             line = " ".join(f"{X(100 * r['conv_mac_reduction_with_overheads']['mean']):.1f},{Y(100 * r['difference']['mean']):.1f}" for r in rs)
             s.append(f'<polyline points="{line}" fill="none" stroke="{color}"/>')
         for r in rs:
@@ -1179,7 +1199,8 @@ def tradeoff_svg(r18: List[dict], r20: List[dict], r18s: List[dict], r18a: List[
             s.append(f'<circle cx="{X(xo):.1f}" cy="{Y(yc):.1f}" r="3.5" fill="{color}"/>')
             s.append(f'<circle cx="{X(xw):.1f}" cy="{Y(yc):.1f}" r="3.5" fill="none" stroke="{color}"/>')
             off = f" ({yc:.1f} pt, off scale)" if yc < ymin else ""
-            label = r["tag"].replace("_project", " project") if beyond else f'L{r["point"]["L"]}'
+            label = (r["tag"].replace("_project", " project") if beyond else
+                     f'L{r["point"].get("budget") or r["point"]["L"]}')
             s.append(f'<text x="{X(xo) + 5:.1f}" y="{Y(yc) - 5:.1f}" fill="{color}" font-size="9">{label}{off}</text>')
         ly = mt + 15 + 18 * i
         s.append(f'<circle cx="{W - mr + 12}" cy="{ly - 4}" r="4" fill="{color}"/>'
@@ -1226,7 +1247,7 @@ def main(argv=None) -> int:
     p.add_argument("--rerun", action="store_true", help="measure every point again, even those with a file")
     p.add_argument("--only", nargs="+", choices=["resnet20", "resnet18", "mobilenetv2", "resnet18_ours"],
                    help="measure only these models (resnet18_ours: the zoo's resnet18, trained by models/train.py)")
-    p.add_argument("--groups", nargs="+", choices=["main", "split", "ablation", "mnv2"],
+    p.add_argument("--groups", nargs="+", choices=["main", "split", "ablation", "mnv2", "defaults"],
                    help="measure only these groups of points")
     p.add_argument("--tags", nargs="+", metavar="TAG", help="measure only the points with these tags (e.g. L14)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")

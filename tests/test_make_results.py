@@ -127,7 +127,7 @@ def test_tables(mr, results, tmp_path):
     assert ("- **ResNet-18, loss <= 1.25 pt:** L = 14 (3 seeds): -1.10 ± 0.10 pt, all conv MACs cut 28.1% ± 0.1 "
             "(25.1% ± 0.1 with overheads)") in text
     assert "- **ResNet-18, loss <= 1 pt:** L = 16 (3 seeds): -0.80 ± 0.10 pt" in text
-    assert "- **ResNet-20, default L = 14:** -0.28 ± 0.00 pt, all conv MACs cut 11.1% ± 0.0 (4.3% ± 0.0 with overheads)." in text
+    assert "- **ResNet-20, one L = 14 (merge mean):** -0.28 ± 0.00 pt, all conv MACs cut 11.1% ± 0.0 (4.3% ± 0.0 with overheads)." in text
     assert "top-1 agreement 100%, top-5 set agreement 75%, top-5 hit agreement 100%" in text
     assert "- ResNet-18: L = 10, 8 not measured." in text
     assert "- ResNet-18: fewer than 3 seeds at L = 12 (2) (time)." in text
@@ -177,7 +177,7 @@ def test_grid_and_order(mr):
     # images, calibration
     ablation = 3 + 1 + 1 + 2 * 3 + 7 * 3 + 5 * 3 + 1
     ours = 3 + 1 + 1
-    assert len(order) == 4 * 3 + 5 * 3 + 5 + 2 * 3 + ablation + ours
+    assert len(order) == 4 * 3 + 3 + 5 * 3 + 5 + 2 * 3 + ablation + ours  # ResNet-20: 4 L and the defaults
     assert len(order) == sum(len(p["seeds"]) for p in points)
     assert len(set((p["model"], p["tag"], s) for p, s in order)) == len(order)
     r18 = [(p["tag"], s) for p, s in order if p["model"] == "resnet18"]
