@@ -412,6 +412,7 @@ def measure(args) -> None:
             and (args.tags is None or p["tag"] in args.tags)
             and (args.rerun or not point_file(args.results, p, s).exists())]
     log(f"{len(todo)} runs to do")
+    timed = latency_points()
     data_cache = {}
     start = time.time()
     with shared_original_run():
@@ -439,7 +440,7 @@ def measure(args) -> None:
             if allocation is not None:
                 doc["allocation"] = allocation.to_json()
             doc["conv_macs_3x3"] = conv_macs_3x3(loaded.model)
-            if point["group"] == "ablation" and seed == point["seeds"][0]:
+            if point in timed and seed == point["seeds"][0]:
                 log("    timing it with haste-onnx bench (batch 8) ...")
                 doc["latency"] = latency_for(loaded.model, images, options)
             for run in doc["runs"]:  # the raw counters are kept; drop nothing else
