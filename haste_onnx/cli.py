@@ -243,12 +243,10 @@ def add_output_format(parser: argparse.ArgumentParser) -> None:
 
 
 def hashing_options(args):
-    from .rewrite.conv_to_haste import HashingOptions
+    from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES, HashingOptions
 
-    from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES
-
-    return HashingOptions(hyperplanes=args.hyperplanes or DEFAULT_HYPERPLANES, tile=tuple(args.tile), sparsity=args.sparsity,
-                          seed=args.seed, centering=not args.no_centering,
+    return HashingOptions(hyperplanes=args.hyperplanes or DEFAULT_HYPERPLANES, tile=tuple(args.tile),
+                          sparsity=args.sparsity, seed=args.seed, centering=not args.no_centering,
                           magnitude_split=args.magnitude_split, merge=args.merge,
                           layer_hyperplanes=tuple(args.layer_hyperplanes), layer_tiles=tuple(args.layer_tile),
                           fuse=not args.no_fuse)
@@ -288,7 +286,7 @@ def allocated_options(args, model, threads=2, mean=None, std=None, say=None):
     """
     from dataclasses import replace
 
-    from .model_io import InputError
+    from .model_io import CheckError, InputError
 
     options, policy = hashing_options(args), selection_policy(args)
     mode = probe_mode(args)
@@ -302,7 +300,7 @@ def allocated_options(args, model, threads=2, mean=None, std=None, say=None):
         _, report = rewrite_model(model, options, policy)
     except Exception:  # nothing to replace, or a model the rewrite rejects: it says why, unprobed
         return options, policy, None
-    if report.summary()["already_haste"]:  # rewriting a rewritten model changes nothing
+    if mode == "budget" and report.summary()["already_haste"]:  # rewriting a rewritten model changes nothing
         return options, replace(policy, already_rewritten=True), None
     if report.summary()["replaced"] == 0:
         return options, policy, None
@@ -310,9 +308,11 @@ def allocated_options(args, model, threads=2, mean=None, std=None, say=None):
         get_library_path()
         images, mean, std = probe_images(model, args.probe, args.probe_images, mean, std)
     except (InputError, LibraryNotFoundError) as err:
-        if mode == "target" or args.probe != "synthetic":
-            raise
-        return options, policy, NoProbe(str(err), options.hyperplanes)
+        if mode == "budget" and args.probe == "synthetic":
+            return options, policy, NoProbe(str(err), options.hyperplanes)
+        if isinstance(err, LibraryNotFoundError):
+            raise CheckError(str(err)) from err
+        raise
     allocation = allocate(model, options, policy, args.target_cut, images=images, probe=args.probe,
                           candidates=args.candidates, threads=threads, mean=mean, std=std, progress=say,
                           tiles=[tuple(t) for t in args.candidate_tiles] if args.candidate_tiles else None,

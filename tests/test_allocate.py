@@ -317,3 +317,34 @@ def test_contradicting_probe_options_exit_2(args, problem, tmp_path, capsys):
     _, err = capsys.readouterr()
     assert code == 2 and err.strip() == f"haste-onnx rewrite: error: {problem}"
     assert not (tmp_path / "o.onnx").exists()
+
+
+def test_without_the_op_library_the_default_uses_one_l_and_a_target_cut_fails(tmp_path, capsys, monkeypatch):
+    import haste_onnx.runtime
+
+    def missing():
+        raise haste_onnx.runtime.LibraryNotFoundError("the HasteConv op library is not installed at /x")
+
+    monkeypatch.setattr(haste_onnx.runtime, "get_library_path", missing)
+    src = tmp_path / "net.onnx"
+    onnx.save(net_model(), str(src))
+    code = cli.main(["rewrite", str(src), str(tmp_path / "a.onnx"), "--no-load-check"])
+    text, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    assert "one L=14 for every layer: no probe (the HasteConv op library is not installed at /x)" in text
+    code = cli.main(["rewrite", str(src), str(tmp_path / "b.onnx"), "--no-load-check", "--target-cut", "0.1"])
+    _, err = capsys.readouterr()
+    assert code == 6 and err.strip() == "haste-onnx rewrite: error: the HasteConv op library is not installed at /x"
+    assert not (tmp_path / "b.onnx").exists()
+
+
+def test_a_target_cut_on_a_rewritten_model_probes_the_layers_still_eligible(tmp_path, capsys):
+    src, once, twice = tmp_path / "net.onnx", tmp_path / "once.onnx", tmp_path / "twice.onnx"
+    onnx.save(net_model(), str(src))
+    assert cli.main(["rewrite", str(src), str(once), "--no-probe", "--exclude", "c2"]) == 0
+    capsys.readouterr()
+    assert cli.main(["rewrite", str(once), str(twice), "--json", "--target-cut", "0.01", "--candidates", "2,4",
+                     "--probe-images", "4"]) == 0
+    doc = json.loads(capsys.readouterr()[0])
+    assert set(doc["allocation"]["layers"]) == {"c2"}  # c1 is HasteConv already
+    assert doc["summary"]["already_haste"] == 1
