@@ -3,8 +3,9 @@
 One L for every layer spends FLOPs where they buy little accuracy: layers
 differ in how much their merging disturbs the network's output per MAC saved
 (docs/ablations.md). `allocate` measures that per layer and picks each
-layer's L (or leaves the layer dense) to save a target share of the conv MACs
-for the least disturbance:
+layer's L (or leaves the layer dense): by default the most conv MACs saved for
+no more disturbance than one L everywhere, or a target share of the MACs for
+the least disturbance:
 
 1. Probe inputs. `synthetic_probe` makes images of smooth noise (Gaussian
    noise with a 1/f^2 amplitude spectrum, smoother than natural images' 1/f,
@@ -262,9 +263,6 @@ class NoProbe:
 
     reason: str
     hyperplanes: int
-
-    def apply(self, options: HashingOptions, policy: Policy) -> Tuple[HashingOptions, Policy]:
-        return options, policy
 
     def summary_line(self) -> str:
         return allocation_line(self.to_json())
