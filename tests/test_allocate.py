@@ -73,24 +73,30 @@ def _probes(table):
     return [LayerProbe(name, 100.0, {L: ds for L, ds in choices.items()}) for name, choices in table.items()]
 
 
+def _every_choice(probes):
+    """(combo, summed saving, summed disturbance) for every way to choose, dense (None) included."""
+    for combo in itertools.product(*[[None] + sorted(p.choices) for p in probes]):
+        chosen = [p.choices[L] for p, L in zip(probes, combo) if L is not None]
+        yield combo, sum(s for _, s in chosen), sum(d for d, _ in chosen)
+
+
 def _best_by_brute_force(probes, need):
     best = None
-    options = [[None] + sorted(p.choices) for p in probes]
-    for combo in itertools.product(*options):
-        saved = sum(p.choices[L][1] for p, L in zip(probes, combo) if L is not None)
-        dist = sum(p.choices[L][0] for p, L in zip(probes, combo) if L is not None)
+    for combo, saved, dist in _every_choice(probes):
         if saved >= need and (best is None or dist < best[0] - 1e-12):
             best = (dist, combo)
     return best
 
 
+THREE_LAYERS = {
+    "cheap": {16: (0.001, 10.0), 12: (0.003, 20.0), 8: (0.009, 30.0)},
+    "dear": {16: (0.004, 10.0), 12: (0.012, 20.0), 8: (0.036, 30.0)},
+    "middle": {16: (0.002, 10.0), 12: (0.006, 20.0), 8: (0.018, 30.0)},
+}
+
+
 def test_choose_reaches_the_target_with_the_least_disturbance():
-    table = {
-        "cheap": {16: (0.001, 10.0), 12: (0.003, 20.0), 8: (0.009, 30.0)},
-        "dear": {16: (0.004, 10.0), 12: (0.012, 20.0), 8: (0.036, 30.0)},
-        "middle": {16: (0.002, 10.0), 12: (0.006, 20.0), 8: (0.018, 30.0)},
-    }
-    probes = _probes(table)
+    probes = _probes(THREE_LAYERS)
     for target in (0.05, 0.2, 0.3, 0.5, 0.6, 0.8):
         choice, cut, dist = choose(probes, 100.0, target)
         assert cut >= target - 1e-9
@@ -123,22 +129,15 @@ def test_choose_when_the_target_is_out_of_reach_takes_every_positive_saving():
 
 def _most_saving_by_brute_force(probes, budget):
     best = None
-    for combo in itertools.product(*[[None] + sorted(p.choices) for p in probes]):
-        saved = sum(p.choices[L][1] for p, L in zip(probes, combo) if L is not None)
-        dist = sum(p.choices[L][0] for p, L in zip(probes, combo) if L is not None)
+    for combo, saved, dist in _every_choice(probes):
         if dist <= budget + 1e-12 and (best is None or saved > best[0]):
             best = (saved, combo)
     return best
 
 
 def test_choose_within_saves_the_most_for_the_budget():
-    table = {
-        "cheap": {16: (0.001, 10.0), 12: (0.003, 20.0), 8: (0.009, 30.0)},
-        "dear": {16: (0.004, 10.0), 12: (0.012, 20.0), 8: (0.036, 30.0)},
-        "middle": {16: (0.002, 10.0), 12: (0.006, 20.0), 8: (0.018, 30.0)},
-    }
-    probes = _probes(table)
-    budget = sum(table[n][12][0] for n in table)  # one L=12 everywhere: 60 saved for 0.021
+    probes = _probes(THREE_LAYERS)
+    budget = sum(THREE_LAYERS[n][12][0] for n in THREE_LAYERS)  # one L=12 everywhere: 60 saved for 0.021
     choice, cut, dist = choose_within(probes, 100.0, budget)
     # 60 is the most within the budget (70 would need 0.027); of the ways to save 60, the least disturbing
     assert cut == pytest.approx(0.6) and dist == pytest.approx(0.019)
