@@ -213,9 +213,15 @@ class Allocation:
         return [n for n, L in self.layers.items() if L is None]
 
     def apply(self, options: HashingOptions, policy: Policy) -> Tuple[HashingOptions, Policy]:
-        return (replace(options, layer_hyperplanes=self.overrides() + tuple(options.layer_hyperplanes),
-                        layer_tiles=self.tile_overrides() + tuple(options.layer_tiles)),
-                replace(policy, probe_dense=list(policy.probe_dense) + self.dense()))
+        """The choice as per-layer overrides; the caller's own `layer_hyperplanes`/`layer_tiles` come first, so
+        a layer named there keeps what it was given (and is replaced even where the probe would leave it dense)."""
+        import fnmatch
+
+        pinned = {n for n in self.layers for pattern, _ in tuple(options.layer_hyperplanes) + tuple(options.layer_tiles)
+                  if fnmatch.fnmatchcase(n, pattern)}
+        return (replace(options, layer_hyperplanes=tuple(options.layer_hyperplanes) + self.overrides(),
+                        layer_tiles=tuple(options.layer_tiles) + self.tile_overrides()),
+                replace(policy, probe_dense=list(policy.probe_dense) + [n for n in self.dense() if n not in pinned]))
 
     def summary_line(self) -> str:
         return self.line_from_json(self.to_json())

@@ -8,8 +8,8 @@ import onnx
 import pytest
 
 from haste_onnx import cli
-from haste_onnx.allocate import (LayerProbe, allocate, choose, choose_within, default_probe_count, literal_pattern,
-                                 output_disturbance, probe_layers, synthetic_probe)
+from haste_onnx.allocate import (Allocation, LayerProbe, allocate, choose, choose_within, default_probe_count,
+                                 literal_pattern, output_disturbance, probe_layers, synthetic_probe)
 from haste_onnx.evaluate import Predictor, add_stats_outputs
 from haste_onnx.op.reference import STATS_FIELDS
 from haste_onnx.policy import Policy
@@ -347,3 +347,15 @@ def test_a_target_cut_on_a_rewritten_model_probes_the_layers_still_eligible(tmp_
     doc = json.loads(capsys.readouterr()[0])
     assert set(doc["allocation"]["layers"]) == {"c2"}  # c1 is HasteConv already
     assert doc["summary"]["already_haste"] == 1
+
+
+def test_layers_named_by_hand_keep_their_l_under_the_probe():
+    allocation = Allocation({"c1": None, "c2": (4, (4, 4))}, [], None, 100.0, 0.1, 0.01, "synthetic")
+    options, policy = allocation.apply(HashingOptions(layer_hyperplanes=(("c[12]", 9),)), Policy())
+    _, report = rewrite_model(net_model(), options, policy)
+    got = {r.node: (r.status, r.settings and r.settings["hyperplanes"]) for r in report.layers if r.node in ("c1", "c2")}
+    assert got == {"c1": ("replaced", 9), "c2": ("replaced", 9)}  # the hand's L wins, and c1 is not left dense
+    options, policy = allocation.apply(HashingOptions(), Policy())
+    _, report = rewrite_model(net_model(), options, policy)
+    got = {r.node: (r.status, r.settings and r.settings["hyperplanes"]) for r in report.layers if r.node in ("c1", "c2")}
+    assert got == {"c1": ("kept", None), "c2": ("replaced", 4)}
