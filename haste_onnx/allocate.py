@@ -134,7 +134,7 @@ def probe_images(model: onnx.ModelProto, probe: str, count: Optional[int], mean=
     probe's noise, no data) or "fashion-mnist-train" (unlabelled images: calibration)."""
     from .model_io import InputError
 
-    if len(model.graph.input) - len({i.name for i in model.graph.initializer}) > 1:
+    if len({i.name for i in model.graph.input} - {i.name for i in model.graph.initializer}) > 1:
         raise InputError("the probe feeds one image input; this model has several inputs")
     if count is None:
         count = default_probe_count(model)
@@ -405,7 +405,7 @@ def choose(probes: List[LayerProbe], conv_macs: float, target: float,
     if reachable < need:
         choice = {p.node: (max(opts, key=lambda o: o[2])[0] if opts else None) for p, opts in zip(probes, options)}
         return _totals(probes, choice, conv_macs)
-    best, back = _knapsack(options, need)
+    _, back = _knapsack(options, need)
     return _totals(probes, _walk_back(probes, options, back, need), conv_macs)
 
 

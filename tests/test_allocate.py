@@ -359,3 +359,14 @@ def test_layers_named_by_hand_keep_their_l_under_the_probe():
     _, report = rewrite_model(net_model(), options, policy)
     got = {r.node: (r.status, r.settings and r.settings["hyperplanes"]) for r in report.layers if r.node in ("c1", "c2")}
     assert got == {"c1": ("kept", None), "c2": ("replaced", 4)}
+
+
+def test_a_model_with_several_inputs_gets_one_l_by_default(tmp_path, capsys):
+    model = net_model()
+    model.graph.input.append(onnx.helper.make_tensor_value_info("extra", onnx.TensorProto.FLOAT, [1]))
+    src, out = tmp_path / "two.onnx", tmp_path / "o.onnx"
+    onnx.save(model, str(src))
+    code = cli.main(["rewrite", str(src), str(out)])
+    text, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    assert "one L=14 for every layer: no probe (the probe feeds one image input; this model has several inputs)" in text
