@@ -297,7 +297,8 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOpt
 
     `tiles` defaults to `options.tile` alone.
     """
-    from .evaluate import Predictor, add_stats_outputs, conv_layers
+    from .evaluate import conv_layers
+    from .op.hyperplanes import draw_hyperplanes
     from .op.reference import STATS_FIELDS
     from .rewrite import rewrite_model
 
@@ -320,21 +321,49 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOpt
         probe = LayerProbe(name, 0.0)
         say(f"probing layer {i}/{len(names)} ({name}) at L={','.join(map(str, candidates))}"
             + (f", tiles {','.join('x'.join(map(str, t)) for t in tiles)}" if len(tiles) > 1 else "") + " ...")
-        for count, tile in [(c, t) for t in tiles for c in candidates]:
-            one = replace(options, hyperplanes=count, layer_hyperplanes=(), tile=tile, layer_tiles=())
-            only = replace(policy, include=[literal_pattern(name)])
-            rewritten, _ = rewrite_model(model, one, only)
-            measured, pairs = add_stats_outputs(rewritten)
-            predictor = Predictor(measured, threads, pairs)
-            runs = [predictor.run(images[i:i + batch]) for i in range(0, len(images), batch)]
-            outputs = [np.concatenate([r[0] for r in runs]), sum(np.asarray(r[1], np.int64).reshape(-1) for r in runs)]
-            c = dict(zip(STATS_FIELDS, (int(v) for v in outputs[1])))
-            overhead = c["centering_ops"] + c["hashing_ops"] + c["merge_ops"]
-            probe.dense_macs = c["dense_macs"] / n
-            saved = (c["dense_macs"] - c["haste_macs"] - overhead) / n
-            probe.choices[(count, tile)] = (output_disturbance(reference, outputs[0]), saved)
+        for tile in tiles:
+            one = replace(options, hyperplanes=candidates[0], layer_hyperplanes=(), tile=tile, layer_tiles=())
+            rewritten, _ = rewrite_model(model, one, replace(policy, include=[literal_pattern(name)]))
+            layer = _LayerRun(rewritten, name, threads)
+            for count in candidates:
+                planes = draw_hyperplanes(count, layer.patch, options.sparsity, layer.seed)
+                runs = [layer.run(images[i:i + batch], planes) for i in range(0, len(images), batch)]
+                c = dict(zip(STATS_FIELDS, (int(v) for v in sum(r[1] for r in runs))))
+                overhead = c["centering_ops"] + c["hashing_ops"] + c["merge_ops"]
+                probe.dense_macs = c["dense_macs"] / n
+                saved = (c["dense_macs"] - c["haste_macs"] - overhead) / n
+                disturbance = output_disturbance(reference, np.concatenate([r[0] for r in runs]))
+                probe.choices[(count, tile)] = (disturbance, saved)
         probes.append(probe)
     return probes, conv_macs
+
+
+class _LayerRun:
+    """A session of `model` in which the HasteConv node `name` takes its hyperplanes as an input, so that one
+    session serves every candidate L (the op takes L from that input's shape); its `stats` are an output."""
+
+    def __init__(self, model: onnx.ModelProto, name: str, threads: Optional[int]):
+        from .evaluate import Predictor, add_stats_outputs
+        from .op.geometry import DOMAIN, OP_TYPE
+
+        measured, pairs = add_stats_outputs(model)
+        node = next(n for n in measured.graph.node if n.name == name and n.domain == DOMAIN and n.op_type == OP_TYPE)
+        self.seed = next(a.i for a in node.attribute if a.name == "seed")
+        self.planes_name = node.input[3]
+        graph = measured.graph
+        init = next(t for t in graph.initializer if t.name == self.planes_name)
+        self.patch = int(init.dims[1])
+        graph.initializer.remove(init)
+        graph.input.append(onnx.helper.make_tensor_value_info(self.planes_name, onnx.TensorProto.FLOAT,
+                                                              ["L", self.patch]))
+        self.stats = next(k for k, (out, _) in enumerate(pairs) if out == node.output[0])
+        self.predictor = Predictor(measured, threads, pairs)
+
+    def run(self, x: np.ndarray, planes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(output 0, this layer's stats) for images `x` with these hyperplanes."""
+        p = self.predictor
+        out = p.session.run([p.logits_name, p.stats[self.stats][1]], {p.input_name: x, self.planes_name: planes})
+        return out[0], np.asarray(out[1], np.int64).reshape(-1)
 
 
 def _fixed_batch(model: onnx.ModelProto) -> Optional[int]:

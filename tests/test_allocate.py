@@ -370,3 +370,11 @@ def test_a_model_with_several_inputs_gets_one_l_by_default(tmp_path, capsys):
     text, err = capsys.readouterr()
     assert code == 0 and err == ""
     assert "one L=14 for every layer: no probe (the probe feeds one image input; this model has several inputs)" in text
+
+
+def test_the_probe_reads_the_counters_of_the_probed_layer_when_others_are_haste_already():
+    model, _ = rewrite_model(net_model(), HashingOptions(hyperplanes=4), Policy(include=["c1"]))
+    probes, _ = probe_layers(model, synthetic_probe(model, 4), HashingOptions(), Policy(), candidates=(4, 8),
+                             threads=1)
+    assert [p.node for p in probes] == ["c2"]
+    assert probes[0].dense_macs == 16 * 24 * 9 * 12 * 12  # c2's MACs per image, not c1's (16 * 16 * 9 * 12 * 12)
