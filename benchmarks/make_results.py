@@ -107,6 +107,10 @@ def grid() -> List[dict]:
         points.append(dict(model="resnet18", tag=f"budget_L{budget}", L=14, seeds=SEEDS, group="ablation",
                            merge="project", budget=budget,
                            change=f"the defaults with --probe-budget {budget}"))
+    for budget in (14, 12):  # the defaults' rule choosing the tile too
+        points.append(dict(model="resnet18", tag=f"budget_tiles_L{budget}", L=14, seeds=SEEDS, group="ablation",
+                           merge="project", budget=budget, candidate_tiles=((2, 2), (4, 4)),
+                           change=f"the defaults with --probe-budget {budget}, tile (2x2 or 4x4) per layer too"))
     points.append(dict(model="resnet18", tag="default_probe128", L=14, seeds=SEEDS, group="ablation",
                        merge="project", budget=14, probe_images=128,
                        change="the defaults with twice the probe images (--probe-images 128)"))
@@ -155,6 +159,8 @@ def cli_command(point: dict, model_arg: str, seeds, threads: int) -> str:
             parts += ["--probe-budget", str(point["budget"])]
         if point.get("probe_images"):
             parts += ["--probe-images", str(point["probe_images"])]
+        if point.get("candidate_tiles"):
+            parts += ["--candidate-tiles", ",".join(f"{h}" if h == w else f"{h}x{w}" for h, w in point["candidate_tiles"])]
         seeds = list(seeds)
         parts += (["--seeds"] + [str(s) for s in seeds]) if len(seeds) > 1 else ["--seed", str(seeds[0])]
         return " ".join(parts + ["--threads", str(threads)])
@@ -1160,7 +1166,8 @@ def runtime_section(rows: List[dict]) -> str:
 def tradeoff_svg(r18: List[dict], r20: List[dict], r18s: List[dict], r18a: List[dict] = ()) -> str:
     W, H, ml, mr, mt, mb = 760, 420, 60, 230, 20, 45
     floor = -8.0  # points below are drawn on the bottom edge with their value written beside them
-    budget = sorted([r for r in r18a if r["point"].get("budget") and not r["point"].get("probe_images")],
+    budget = sorted([r for r in r18a if r["point"].get("budget") and not r["point"].get("probe_images")
+                     and not r["point"].get("candidate_tiles")],
                     key=lambda r: r["conv_mac_reduction_with_overheads"]["mean"])
     others = [r for r in r18a if r not in budget]
     series = [("ResNet-18", "#1f77b4", r18), ("ResNet-20", "#d62728", r20), ("ResNet-18 + magnitude split (1 seed)", "#2ca02c", r18s),

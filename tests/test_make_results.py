@@ -173,9 +173,9 @@ def test_svg_is_wellformed(mr, results):
 def test_grid_and_order(mr):
     points = mr.grid()
     order = mr.run_order(points)
-    # merge=project at 3 L, two blocky and seven smooth probes, the defaults at 5 budgets and with 128 probe
-    # images, calibration
-    ablation = 3 + 1 + 1 + 2 * 3 + 7 * 3 + 6 * 3 + 1
+    # merge=project at 3 L, two blocky and seven smooth probes, the defaults at 5 budgets, with tiles at 2 and
+    # with 128 probe images, calibration
+    ablation = 3 + 1 + 1 + 2 * 3 + 7 * 3 + 8 * 3 + 1
     ours = 3 + 1 + 1
     assert len(order) == 4 * 3 + 3 + 5 * 3 + 5 + 2 * 3 + ablation + ours  # ResNet-20: 4 L and the defaults
     assert len(order) == sum(len(p["seeds"]) for p in points)
