@@ -1,7 +1,7 @@
 """`haste-onnx bench MODEL`: latency of the original and the rewritten model, timed in one process.
 
 MODEL is a path or a model name (see `haste_onnx.zoo`). It is rewritten in
-memory with the hashing options and layer selection of `rewrite` (a model
+memory with the hashing, probe and layer-selection options of `rewrite` (a model
 that already holds HasteConv is compared with its stripped copy). The first
 `--batch` images of the data set are the input. The report gives the
 latency of both models (alternating runs, same session options), their

@@ -1,7 +1,7 @@
 """`haste-onnx eval MODEL`: accuracy and measured conv MACs, original vs rewritten, on real data.
 
 MODEL is a path or a model name (see `haste_onnx.zoo`). The model is
-rewritten with the hashing options and layer selection of `rewrite`
+rewritten with the hashing, probe and layer-selection options of `rewrite`
 (nothing is written to disk), both models run in onnxruntime with the op
 library over the data set, and the kernel's own counters give the MACs the
 rewritten model really did. See `haste_onnx.evaluate` and docs/eval.md.
