@@ -335,11 +335,12 @@ def options_for(point: dict, seed: int, threads: int, allocation=None):
     return EvalOptions(hashing=hashing, policy=policy, seeds=[seed], threads=threads)
 
 
-def allocation_for(point: dict, model, threads: int):
-    """The per-layer L of a `target_cut` or `budget` point (probed once, with the base seed 0, as the CLI does)."""
+def allocation_for(point: dict, model, threads: int, seed: int):
+    """The per-layer L of a `target_cut` or `budget` point, probed with this seed's hyperplanes (as
+    `haste-onnx eval --seeds` does)."""
     from haste_onnx.allocate import DEFAULT_CANDIDATES, allocate, probe_images
 
-    base = options_for(point, 0, threads)
+    base = options_for(point, seed, threads)
     images, mean, std = probe_images(model, point.get("probe", "synthetic"), point.get("probe_images", 64))
     return allocate(model, base.hashing, base.policy, point.get("target_cut"), images=images,
                     probe=point.get("probe", "synthetic"), threads=threads, mean=mean, std=std, progress=log,
@@ -412,7 +413,6 @@ def measure(args) -> None:
         f"library sha256 {prov['library_sha256'][:12]}, {prov['machine']['nproc']} CPUs: {prov['machine']['cpu']}")
     paths = {"resnet20": "resnet20", "resnet18": str(args.resnet18), "mobilenetv2": ensure_mobilenetv2(),
              "resnet18_ours": "resnet18"}
-    allocations = {}
     todo = [(p, s) for p, s in run_order(grid()) if (args.only is None or p["model"] in args.only)
             and (args.groups is None or p["group"] in args.groups)
             and (args.tags is None or p["tag"] in args.tags)
@@ -429,10 +429,8 @@ def measure(args) -> None:
             loaded, images, labels, info = data_cache[model]
             allocation = None
             if point.get("target_cut") or point.get("budget"):
-                if point["tag"] not in allocations:
-                    log(f"probing {model} for {point['tag']} ...")
-                    allocations[point["tag"]] = allocation_for(point, loaded.model, args.threads)
-                allocation = allocations[point["tag"]]
+                log(f"probing {model} for {point['tag']}, seed {seed} ...")
+                allocation = allocation_for(point, loaded.model, args.threads, seed)
             options = options_for(point, seed, args.threads, allocation)
             log(f"[{i}/{len(todo)}] {model} {point['tag']} seed {seed} ...")
             t0 = time.time()
@@ -445,6 +443,7 @@ def measure(args) -> None:
                 doc["fidelity"] = top5_fidelity(loaded.model, images, labels, options)
             if allocation is not None:
                 doc["allocation"] = allocation.to_json()
+                doc["probe_seed"] = seed
             doc["conv_macs_3x3"] = conv_macs_3x3(loaded.model)
             if point in timed and seed == point["seeds"][0]:
                 log("    timing it with haste-onnx bench (batch 8) ...")
@@ -922,6 +921,8 @@ def beyond_section(r18: List[dict], r18a: List[dict]) -> List[str]:
             tiles = sorted({"x".join(map(str, v["tile"])) for v in chosen})
             rule = (f"target {100 * alloc['target_cut']:.0f}%" if alloc.get("target_cut") is not None else
                     f"budget of L={alloc['budget_hyperplanes']} everywhere")
+            if len(r["docs"]) > 1 and any("probe_seed" not in d for d in r["docs"]):
+                rule += " (probed once, with seed 0's hyperplanes, for every seed)"
             setting = (f"{rule} on the probe: L={min(counts)}..{max(counts)}, "
                        f"tile {'/'.join(tiles)}, over {len(chosen)} layers" + (f", {dense} dense" if dense else ""))
         out.append(f"| {change} | {setting} | {seeds_text(r)} | {pt(r['difference'])} | [{sg(r['ci_lo'])}, {sg(r['ci_hi'])}] pt "

@@ -8,6 +8,7 @@ rewritten model really did. See `haste_onnx.evaluate` and docs/eval.md.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Optional, Tuple
@@ -178,7 +179,19 @@ def run(args) -> int:
     progress = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
     hashing, policy, allocation = allocated_options(args, loaded.model, args.threads, data_info["mean"],
                                                     data_info["std"], progress)
-    options = EvalOptions(hashing=hashing, policy=policy, seeds=args.seeds, batch=args.batch, threads=args.threads)
+    from .allocate import Allocation
+
+    per_seed = None
+    if isinstance(allocation, Allocation) and args.seeds and len(args.seeds) > 1:
+        # the probe measures each seed's own hyperplanes: every seed is rewritten as `rewrite --seed S` would
+        def per_seed(seed):
+            if seed == args.seed:
+                return hashing, policy, allocation.to_json()
+            h, p, a = allocated_options(argparse.Namespace(**{**vars(args), "seed": seed}), loaded.model,
+                                        args.threads, data_info["mean"], data_info["std"], progress)
+            return h, p, (a.to_json() if a is not None else None)
+    options = EvalOptions(hashing=hashing, policy=policy, seeds=args.seeds, batch=args.batch, threads=args.threads,
+                          per_seed=per_seed)
     try:
         result = evaluate(loaded.model, images, labels, options, progress=progress)
     except ValueError as err:
@@ -249,7 +262,11 @@ def format_result(doc: dict) -> str:
                      + f", seeds {' '.join(map(str, s['seeds']))}")
     else:
         parts.append("rewrite: none; the model's own HasteConv layers (original = stripped to Conv)")
-    if doc.get("allocation"):
+    if any(r.get("allocation") for r in runs):  # probed once per seed
+        from .allocate import allocation_line
+
+        parts += [f"seed {r['seed']}: {allocation_line(r['allocation'])}" for r in runs if r.get("allocation")]
+    elif doc.get("allocation"):
         from .allocate import allocation_line
 
         parts.append(allocation_line(doc["allocation"]))

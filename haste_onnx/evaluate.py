@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnx
@@ -56,6 +56,9 @@ class EvalOptions:
     batch: int = 100
     threads: Optional[int] = 2  # intra-op threads of both sessions (None: onnxruntime's default)
     bootstrap: int = 2000  # resamples for the interval of the accuracy difference
+    # seed -> (hashing, policy, allocation JSON or None): the options of that seed's rewrite, when they depend
+    # on the seed (the probe measures each seed's own hyperplanes); None: `hashing` with the seed, `policy`
+    per_seed: Optional[Callable[[int], Tuple[HashingOptions, Policy, Optional[dict]]]] = None
 
     def seed_list(self) -> List[int]:
         return list(self.seeds) if self.seeds else [self.hashing.seed]
@@ -360,10 +363,11 @@ def evaluate(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray,
     static = static_by_layer(static_rows)
     for seed in ([None] if prebuilt else options.seed_list()):
         if prebuilt:
-            rewritten, report_rows = model, None
+            rewritten, report_rows, allocation = model, None, None
         else:
-            hashing = replace(options.hashing, seed=seed)
-            rewritten, report = rewrite_model(model, hashing, options.policy)
+            hashing, policy, allocation = ((replace(options.hashing, seed=seed), options.policy, None)
+                                           if options.per_seed is None else options.per_seed(seed))
+            rewritten, report = rewrite_model(model, hashing, policy)
             report_rows = report.layers
         measured, pairs = add_stats_outputs(rewritten)
         main, nested = count_haste(rewritten)
@@ -386,6 +390,8 @@ def evaluate(model: onnx.ModelProto, images: np.ndarray, labels: np.ndarray,
             "totals": _totals(layers, original_macs),
             "seconds": seconds,
         }
+        if allocation is not None:
+            run["allocation"] = allocation
         result["runs"].append(run)
     result["summary"] = summarize(result["runs"])
     return result

@@ -378,3 +378,22 @@ def test_the_probe_reads_the_counters_of_the_probed_layer_when_others_are_haste_
                              threads=1)
     assert [p.node for p in probes] == ["c2"]
     assert probes[0].dense_macs == 16 * 24 * 9 * 12 * 12  # c2's MACs per image, not c1's (16 * 16 * 9 * 12 * 12)
+
+
+def test_eval_with_several_seeds_probes_each_seed_as_rewrite_would(tmp_path, capsys):
+    from test_eval import fake_fashion_mnist
+
+    data = fake_fashion_mnist(tmp_path / "fm", n_test=12)
+    src = tmp_path / "net.onnx"
+    onnx.save(net_model(32, 32), str(src))
+    common = ["--data", "fashion-mnist", "--data-dir", str(data), "--probe-images", "4", "--candidates", "2,4,8",
+              "--threads", "1"]
+    assert cli.main(["eval", str(src), "--seeds", "0", "3", "--json", *common]) == 0
+    runs = json.loads(capsys.readouterr()[0])["runs"]
+    assert [r["seed"] for r in runs] == [0, 3]
+    for r in runs:  # the same choice, and the same accuracy, as probing and rewriting with that seed alone
+        assert cli.main(["eval", str(src), "--seed", str(r["seed"]), "--json", *common]) == 0
+        alone = json.loads(capsys.readouterr()[0])
+        assert r["allocation"] == alone["allocation"]
+        assert r["accuracy"] == alone["runs"][0]["accuracy"]
+    assert runs[0]["allocation"]["measurements"] != runs[1]["allocation"]["measurements"]  # other hyperplanes
