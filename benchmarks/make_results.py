@@ -67,7 +67,7 @@ def grid() -> List[dict]:
     for L in (16, 14, 12, 10):
         points.append(dict(model="resnet20", tag=f"L{L}", L=L, seeds=SEEDS, group="main"))
     points.append(dict(model="resnet20", tag="default", L=14, seeds=SEEDS, group="defaults", merge="project",
-                       budget=14, default=True, change="the rewriter's defaults"))
+                       budget=14, change="the rewriter's defaults"))
     for L in (16, 14, 12, 10, 8):
         points.append(dict(model="resnet18", tag=f"L{L}", L=L, seeds=SEEDS, group="main"))
     for L in (16, 14, 12, 10, 8):
@@ -100,7 +100,7 @@ def grid() -> List[dict]:
     # The rewriter's defaults since: L per layer from the smooth probe, for no more disturbance on the probe than
     # one L=14 everywhere (`--probe-budget 14`), tile 4x4, the default layer selection.
     points.append(dict(model="resnet18", tag="default", L=14, seeds=SEEDS, group="ablation", merge="project",
-                       budget=14, default=True,
+                       budget=14,
                        change="the rewriter's defaults: L per layer from the smooth-noise probe, for no more "
                               "probe disturbance than L=14 in every layer"))
     for budget in (16, 13, 12, 10):  # the defaults' curve: `--probe-budget L`
@@ -151,21 +151,22 @@ def point_file(results: Path, point: dict, seed: int) -> Path:
     return results / point["model"] / f"{point['tag']}_seed{seed}.json"
 
 
-def cli_command(point: dict, model_arg: str, seeds, threads: int) -> str:
-    """The `haste-onnx eval` command line that measures this point."""
-    parts = ["haste-onnx", "eval", model_arg]
-    if point.get("budget"):  # the rewriter's defaults: no hashing options, at most the probe's budget
-        if point["budget"] != 14:
-            parts += ["--probe-budget", str(point["budget"])]
-        if point.get("probe_images"):
-            parts += ["--probe-images", str(point["probe_images"])]
-        if point.get("candidate_tiles"):
-            parts += ["--candidate-tiles", ",".join(f"{h}" if h == w else f"{h}x{w}" for h, w in point["candidate_tiles"])]
-        seeds = list(seeds)
-        parts += (["--seeds"] + [str(s) for s in seeds]) if len(seeds) > 1 else ["--seed", str(seeds[0])]
-        return " ".join(parts + ["--threads", str(threads)])
-    if point["model"] == "mobilenetv2":
-        parts += ["--data", "imagenet-samples"]
+def _tiles_text(tiles) -> str:
+    return ",".join(f"{h}" if h == w else f"{h}x{w}" for h, w in tiles)
+
+
+def _probe_budget_options(point: dict) -> List[str]:
+    """A `budget` point: the rewriter's defaults, with only what differs from them."""
+    parts = [] if point["budget"] == 14 else ["--probe-budget", str(point["budget"])]
+    if point.get("probe_images"):
+        parts += ["--probe-images", str(point["probe_images"])]
+    if point.get("candidate_tiles"):
+        parts += ["--candidate-tiles", _tiles_text(point["candidate_tiles"])]
+    return parts
+
+
+def _hashing_options(point: dict) -> List[str]:
+    parts = ["--data", "imagenet-samples"] if point["model"] == "mobilenetv2" else []
     if point.get("allow_1x1"):
         parts.append("--allow-1x1")
     parts += ["-L", str(point["L"])]
@@ -186,7 +187,14 @@ def cli_command(point: dict, model_arg: str, seeds, threads: int) -> str:
         if point.get("candidates"):
             parts += ["--candidates", ",".join(map(str, point["candidates"]))]
         if point.get("candidate_tiles"):
-            parts += ["--candidate-tiles", ",".join(f"{h}" if h == w else f"{h}x{w}" for h, w in point["candidate_tiles"])]
+            parts += ["--candidate-tiles", _tiles_text(point["candidate_tiles"])]
+    return parts
+
+
+def cli_command(point: dict, model_arg: str, seeds, threads: int) -> str:
+    """The `haste-onnx eval` command line that measures this point."""
+    parts = ["haste-onnx", "eval", model_arg]
+    parts += _probe_budget_options(point) if point.get("budget") else _hashing_options(point)
     seeds = list(seeds)
     parts += (["--seeds"] + [str(s) for s in seeds]) if len(seeds) > 1 else ["--seed", str(seeds[0])]
     parts += ["--threads", str(threads)]
