@@ -27,8 +27,10 @@ the least disturbance:
    disturbances are assumed to add up):
    - budget (the rewriter's default, `--probe-budget L`): the largest summed
      net saving whose summed disturbance is at most that of one L for every
-     layer (L = 14 by default). One L everywhere is itself such a choice, so
-     on the probe the result saves at least as much for no more disturbance;
+     layer (L = 14 by default), averaged over `--budget-draws` draws of
+     that L's hyperplanes (the seed's own and others). One draw alone makes
+     the budget, and so the cut, depend on that draw's luck; the mean is
+     what one L disturbs by the method, not by one seed;
    - target (`--target-cut R`): the least summed disturbance whose summed net
      saving reaches R times the model's conv MACs.
 
@@ -58,6 +60,8 @@ PROBE_SEED = 0
 BLOCK = 4  # pixels per side of one block of the blocky noise
 PROBE_NOISES = ("smooth", "blocky")
 DARK_LEVEL_MAX = 0.6  # smooth noise: each image is dark below a level drawn from [0, this)
+BUDGET_DRAWS = 4  # draws of the budget L's hyperplanes whose mean disturbance is the budget
+DRAW_SEED_STRIDE = 1_000_003  # draw k > 0 of a node with seed s uses seed s + k * this, far from the nodes' seeds
 
 
 def synthetic_probe(model: onnx.ModelProto, count: int = DEFAULT_PROBE_IMAGES, mean: Sequence[float] = (0.2860,),
@@ -180,6 +184,13 @@ class LayerProbe:
     dense_macs: float  # per image
     # (L, tile) -> (disturbance, net MACs saved per image)
     choices: Dict[Tuple[int, Tuple[int, int]], Tuple[float, float]] = field(default_factory=dict)
+    # (L, tile) -> the disturbances of other draws of its hyperplanes (`other_draws`)
+    other_draws: Dict[Tuple[int, Tuple[int, int]], List[float]] = field(default_factory=dict)
+
+    def mean_disturbance(self, choice) -> float:
+        """The disturbance of `choice` averaged over the seed's own draw and the other draws."""
+        values = [self.choices[choice][0]] + list(self.other_draws.get(choice, ()))
+        return float(sum(values) / len(values))
 
 
 def choice_text(choice) -> str:
@@ -199,6 +210,7 @@ class Allocation:
     budget_hyperplanes: Optional[int] = None  # the budget rule's L (one L for every layer)
     budget: Optional[float] = None  # its summed disturbance on the probe
     uniform_cut: Optional[float] = None  # what that one L saves on the probe / conv MACs
+    budget_draws: Optional[int] = None  # draws of that L's hyperplanes averaged into the budget
 
     def overrides(self) -> Tuple[Tuple[str, int], ...]:
         """`HashingOptions.layer_hyperplanes` pairs (exact names)."""
@@ -236,8 +248,10 @@ class Allocation:
         if doc.get("target_cut") is not None:
             goal = f"(target {100 * doc['target_cut']:.1f}%)"
         else:
-            goal = (f"for no more disturbance than L={doc['budget_hyperplanes']} in every layer, which cuts "
-                    f"{100 * doc['uniform_cut']:.1f}%")
+            draws = doc.get("budget_draws") or 1
+            goal = (f"for no more disturbance than L={doc['budget_hyperplanes']} in every layer"
+                    + (f" (mean of {draws} draws)" if draws > 1 else "")
+                    + f", which cuts {100 * doc['uniform_cut']:.1f}%")
         return (f"hyperplanes per layer from the {doc['probe']} probe: {spread}"
                 + (f", {dense} layer(s) left dense" if dense else "")
                 + f"; cut on the probe {100 * doc['estimated_cut']:.1f}% of conv MACs with overheads {goal}")
@@ -248,18 +262,20 @@ class Allocation:
         layers = {n: (None if c is None else (c["hyperplanes"], tuple(c["tile"]))) for n, c in doc["layers"].items()}
         return cls(layers, [], doc.get("target_cut"), doc["conv_macs"], doc["estimated_cut"],
                    doc["estimated_disturbance"], doc["probe"], doc.get("budget_hyperplanes"),
-                   doc.get("budget_disturbance"), doc.get("uniform_cut"))
+                   doc.get("budget_disturbance"), doc.get("uniform_cut"), doc.get("budget_draws"))
 
     def to_json(self) -> dict:
         return {"probe": self.probe, "rule": "target" if self.target is not None else "budget",
                 "target_cut": self.target, "budget_hyperplanes": self.budget_hyperplanes,
-                "budget_disturbance": self.budget, "uniform_cut": self.uniform_cut,
+                "budget_disturbance": self.budget, "budget_draws": self.budget_draws, "uniform_cut": self.uniform_cut,
                 "estimated_cut": self.estimated_cut,
                 "estimated_disturbance": self.estimated_disturbance, "conv_macs": self.conv_macs,
                 "layers": {n: (None if c is None else {"hyperplanes": c[0], "tile": list(c[1])})
                            for n, c in self.layers.items()},
                 "measurements": [{"node": p.node, "dense_macs": p.dense_macs,
-                                  "choices": {choice_text(c): {"disturbance": d, "net_saved_macs": s}
+                                  "choices": {choice_text(c): {"disturbance": d, "net_saved_macs": s,
+                                                               **({"other_draws": p.other_draws[c]}
+                                                                  if c in p.other_draws else {})}
                                               for c, (d, s) in sorted(p.choices.items())}} for p in self.probes]}
 
 
@@ -292,10 +308,12 @@ def literal_pattern(name: str) -> str:
 def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOptions, policy: Policy,
                  candidates: Sequence[int] = DEFAULT_CANDIDATES, threads: Optional[int] = 2,
                  progress: Optional[Callable[[str], None]] = None,
-                 tiles: Optional[Sequence[Tuple[int, int]]] = None) -> Tuple[List[LayerProbe], float]:
+                 tiles: Optional[Sequence[Tuple[int, int]]] = None,
+                 draws: Optional[Tuple[Tuple[int, Tuple[int, int]], int]] = None) -> Tuple[List[LayerProbe], float]:
     """Per replaced layer and candidate (L, tile): (disturbance, net MACs saved per image); and the conv MACs.
 
-    `tiles` defaults to `options.tile` alone.
+    `tiles` defaults to `options.tile` alone. `draws` = ((L, tile), K): that choice is also run with K - 1
+    other draws of its hyperplanes (`LayerProbe.other_draws`).
     """
     from .evaluate import conv_layers
     from .op.hyperplanes import draw_hyperplanes
@@ -325,15 +343,20 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOpt
             one = replace(options, hyperplanes=candidates[0], layer_hyperplanes=(), tile=tile, layer_tiles=())
             rewritten, _ = rewrite_model(model, one, replace(policy, include=[literal_pattern(name)]))
             layer = _LayerRun(rewritten, name, threads)
-            for count in candidates:
-                planes = draw_hyperplanes(count, layer.patch, options.sparsity, layer.seed)
+            def disturbance_and_saving(count: int, seed: int) -> Tuple[float, float]:
+                planes = draw_hyperplanes(count, layer.patch, options.sparsity, seed)
                 runs = [layer.run(images[i:i + batch], planes) for i in range(0, len(images), batch)]
                 c = dict(zip(STATS_FIELDS, (int(v) for v in sum(r[1] for r in runs))))
                 overhead = c["centering_ops"] + c["hashing_ops"] + c["merge_ops"]
                 probe.dense_macs = c["dense_macs"] / n
                 saved = (c["dense_macs"] - c["haste_macs"] - overhead) / n
-                disturbance = output_disturbance(reference, np.concatenate([r[0] for r in runs]))
-                probe.choices[(count, tile)] = (disturbance, saved)
+                return output_disturbance(reference, np.concatenate([r[0] for r in runs])), saved
+
+            for count in candidates:
+                probe.choices[(count, tile)] = disturbance_and_saving(count, layer.seed)
+                if draws is not None and draws[1] > 1 and draws[0] == (count, tile):
+                    probe.other_draws[(count, tile)] = [
+                        disturbance_and_saving(count, layer.seed + k * DRAW_SEED_STRIDE)[0] for k in range(1, draws[1])]
         probes.append(probe)
     return probes, conv_macs
 
@@ -461,14 +484,17 @@ def allocate(model: onnx.ModelProto, options: HashingOptions, policy: Policy, ta
              mean: Sequence[float] = (0.2860,), std: Sequence[float] = (0.3530,),
              progress: Optional[Callable[[str], None]] = None,
              tiles: Optional[Sequence[Tuple[int, int]]] = None,
-             budget_hyperplanes: Optional[int] = None) -> Allocation:
+             budget_hyperplanes: Optional[int] = None, budget_draws: int = BUDGET_DRAWS) -> Allocation:
     """Choose L (and, with several `tiles`, the tile) per layer (see the module docstring): with `target`, the
     target rule; else the budget rule for one L = `budget_hyperplanes` (default: `options.hyperplanes`) in
-    every layer at `options.tile`. `images` replace the synthetic probe when given."""
+    every layer at `options.tile`, its disturbance averaged over `budget_draws` draws of its hyperplanes
+    (1: the seed's own only). `images` replace the synthetic probe when given."""
     if target is not None and not 0.0 < target < 1.0:
         raise ValueError(f"the target cut must be in (0, 1), got {target}")
     if not candidates or any(not 1 <= c <= 64 for c in candidates):
         raise ValueError("candidate hyperplane counts must be in 1..64")
+    if budget_draws < 1:
+        raise ValueError(f"the budget's draws must be at least 1, got {budget_draws}")
     tiles = [tuple(t) for t in (tiles or [options.tile])]
     if target is None:
         budget_hyperplanes = budget_hyperplanes or options.hyperplanes
@@ -478,12 +504,13 @@ def allocate(model: onnx.ModelProto, options: HashingOptions, policy: Policy, ta
     if images is None:
         images = synthetic_probe(model, mean=mean, std=std)
     probes, conv_macs = probe_layers(model, np.ascontiguousarray(images, np.float32), options, policy,
-                                     sorted(set(candidates)), threads, progress, tiles)
+                                     sorted(set(candidates)), threads, progress, tiles,
+                                     None if target is not None else (uniform, budget_draws))
     if target is not None:
         layers, cut, disturbance = choose(probes, conv_macs, target)
         return Allocation(layers, probes, target, conv_macs, cut, disturbance, probe)
-    budget = sum(p.choices[uniform][0] for p in probes)
+    budget = sum(p.mean_disturbance(uniform) for p in probes)
     uniform_cut = sum(p.choices[uniform][1] for p in probes) / conv_macs
     layers, cut, disturbance = choose_within(probes, conv_macs, budget)
     return Allocation(layers, probes, None, conv_macs, cut, disturbance, probe, budget_hyperplanes, budget,
-                      uniform_cut)
+                      uniform_cut, budget_draws)

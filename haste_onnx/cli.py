@@ -183,7 +183,7 @@ def _candidates(text: str):
 
 
 def add_allocation(parser: argparse.ArgumentParser) -> None:
-    from .allocate import DEFAULT_CANDIDATES, DEFAULT_PROBE_IMAGES
+    from .allocate import BUDGET_DRAWS, DEFAULT_CANDIDATES, DEFAULT_PROBE_IMAGES
     from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES
 
     group = parser.add_argument_group(
@@ -197,6 +197,9 @@ def add_allocation(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--probe-budget", type=_ranged(int, 1, 64, "--probe-budget"), default=None, metavar="L",
                        help="the probe's disturbance budget: that of one L in every layer (default "
                             f"{DEFAULT_HYPERPLANES}); fewer save more and lose more")
+    group.add_argument("--budget-draws", type=_ranged(int, 1, 64, "--budget-draws"), default=None, metavar="K",
+                       help=f"draws of the budget L's hyperplanes whose mean disturbance is the budget (default "
+                            f"{BUDGET_DRAWS}; 1: only the seed's own, whose luck then moves the cut)")
     group.add_argument("--target-cut", type=_ranged(float, 0.001, 0.999, "--target-cut"), default=None, metavar="R",
                        help="instead of the budget: the fraction of the conv MACs to save on the probe, e.g. 0.35")
     group.add_argument("--no-probe", action="store_true",
@@ -268,11 +271,15 @@ def probe_mode(args) -> Optional[str]:
     if args.target_cut is not None:
         if args.no_probe:
             raise UsageError("--target-cut and --no-probe contradict each other")
+        for given, flag in ((args.probe_budget, "--probe-budget"), (args.budget_draws, "--budget-draws")):
+            if given is not None:
+                raise UsageError(f"{flag} sets the probe's budget; it has no use with --target-cut")
         return "target"
     if args.no_probe or args.hyperplanes is not None:
-        if args.probe_budget is not None:
-            raise UsageError("--probe-budget sets the probe's budget; it has no use with "
-                             + ("--no-probe" if args.no_probe else "--hyperplanes (one L for every layer)"))
+        for given, flag in ((args.probe_budget, "--probe-budget"), (args.budget_draws, "--budget-draws")):
+            if given is not None:
+                raise UsageError(f"{flag} sets the probe's budget; it has no use with "
+                                 + ("--no-probe" if args.no_probe else "--hyperplanes (one L for every layer)"))
         return None
     return "budget"
 
@@ -316,7 +323,8 @@ def allocated_options(args, model, threads=2, mean=None, std=None, say=None):
     allocation = allocate(model, options, policy, args.target_cut, images=images, probe=args.probe,
                           candidates=args.candidates, threads=threads, mean=mean, std=std, progress=say,
                           tiles=[tuple(t) for t in args.candidate_tiles] if args.candidate_tiles else None,
-                          budget_hyperplanes=args.probe_budget)
+                          budget_hyperplanes=args.probe_budget,
+                          **({} if args.budget_draws is None else {"budget_draws": args.budget_draws}))
     options, policy = allocation.apply(options, policy)
     return options, policy, allocation
 

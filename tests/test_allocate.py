@@ -276,10 +276,12 @@ def test_the_default_rewrite_saves_more_than_one_l_for_no_more_disturbance(tmp_p
     alloc = json.loads(text)["allocation"]
     assert alloc["rule"] == "budget" and alloc["target_cut"] is None and alloc["budget_hyperplanes"] == 14
     assert all("L=14 tile=4x4" in m["choices"] for m in alloc["measurements"])  # the budget's L is always probed
-    assert alloc["budget_disturbance"] == pytest.approx(
-        sum(m["choices"]["L=14 tile=4x4"]["disturbance"] for m in alloc["measurements"]))
+    # the budget: one L=14 everywhere, its disturbance averaged over the seed's own draw and 3 others
+    assert alloc["budget_draws"] == 4
+    draws = [[c["disturbance"]] + c["other_draws"] for c in (m["choices"]["L=14 tile=4x4"] for m in alloc["measurements"])]
+    assert all(len(d) == 4 and len(set(d)) > 1 for d in draws)  # other hyperplanes disturb otherwise
+    assert alloc["budget_disturbance"] == pytest.approx(sum(sum(d) / 4 for d in draws))
     assert alloc["estimated_disturbance"] <= alloc["budget_disturbance"] * (1 + 1e-9)
-    assert alloc["estimated_cut"] >= alloc["uniform_cut"] - 1e-9
     model = onnx.load(str(out))
     planes = {i.name: i for i in model.graph.initializer}
     for name, chosen in alloc["layers"].items():
@@ -288,7 +290,16 @@ def test_the_default_rewrite_saves_more_than_one_l_for_no_more_disturbance(tmp_p
     code = cli.main(["rewrite", str(src), str(tmp_path / "o2.onnx"), "--probe-images", "8", "--candidates", "2,4,8",
                      "--probe-budget", "4"])
     text, _ = capsys.readouterr()
-    assert code == 0 and "for no more disturbance than L=4 in every layer" in text
+    assert code == 0 and "for no more disturbance than L=4 in every layer (mean of 4 draws)" in text
+    # one draw: the seed's own hyperplanes alone set the budget, so one L everywhere fits it and the rule saves more
+    code = cli.main(["rewrite", str(src), str(tmp_path / "o3.onnx"), "--json", "--probe-images", "8",
+                     "--candidates", "2,4,8", "--budget-draws", "1"])
+    alloc = json.loads(capsys.readouterr()[0])["allocation"]
+    assert code == 0 and alloc["budget_draws"] == 1
+    assert all("other_draws" not in c for m in alloc["measurements"] for c in m["choices"].values())
+    assert alloc["budget_disturbance"] == pytest.approx(
+        sum(m["choices"]["L=14 tile=4x4"]["disturbance"] for m in alloc["measurements"]))
+    assert alloc["estimated_cut"] >= alloc["uniform_cut"] - 1e-9
 
 
 def test_the_default_rewrite_falls_back_to_one_l_when_the_probe_cannot_run(tmp_path, capsys):
@@ -308,6 +319,9 @@ def test_the_default_rewrite_falls_back_to_one_l_when_the_probe_cannot_run(tmp_p
 @pytest.mark.parametrize("args, problem", [
     (["-L", "10", "--probe-budget", "12"], "--probe-budget sets the probe's budget; it has no use with --hyperplanes (one L for every layer)"),
     (["--no-probe", "--probe-budget", "12"], "--probe-budget sets the probe's budget; it has no use with --no-probe"),
+    (["--no-probe", "--budget-draws", "2"], "--budget-draws sets the probe's budget; it has no use with --no-probe"),
+    (["--target-cut", "0.3", "--probe-budget", "12"],
+     "--probe-budget sets the probe's budget; it has no use with --target-cut"),
     (["--no-probe", "--target-cut", "0.2"], "--target-cut and --no-probe contradict each other")])
 def test_contradicting_probe_options_exit_2(args, problem, tmp_path, capsys):
     src = tmp_path / "net.onnx"

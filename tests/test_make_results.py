@@ -173,11 +173,12 @@ def test_svg_is_wellformed(mr, results):
 def test_grid_and_order(mr):
     points = mr.grid()
     order = mr.run_order(points)
-    # merge=project at 3 L, two blocky and seven smooth probes, the defaults at 5 budgets, with tiles at 2 and
-    # with 128 probe images, calibration
-    ablation = 3 + 1 + 1 + 2 * 3 + 7 * 3 + 8 * 3 + 1
+    # merge=project at 3 L, two blocky and seven smooth probes; the budget from one draw at 5 budgets (L=14 and 13
+    # at 5 seeds), with tiles at 2 and with 128 probe images; the defaults (4 draws) at 5 budgets; calibration
+    ablation = 3 + 1 + 1 + 2 * 3 + 7 * 3 + (2 * 5 + 3 * 3 + 2 * 3 + 3) + (2 * 5 + 3 * 3) + 1
     ours = 3 + 1 + 1
-    assert len(order) == 4 * 3 + 3 + 5 * 3 + 5 + 2 * 3 + ablation + ours  # ResNet-20: 4 L and the defaults
+    # ResNet-20: 4 L, the defaults with 4 draws and with 1
+    assert len(order) == 4 * 3 + 2 * 3 + 5 * 3 + 5 + 2 * 3 + ablation + ours
     assert len(order) == sum(len(p["seeds"]) for p in points)
     assert len(set((p["model"], p["tag"], s) for p, s in order)) == len(order)
     r18 = [(p["tag"], s) for p, s in order if p["model"] == "resnet18"]
@@ -199,6 +200,7 @@ def test_commands_parse_with_the_real_cli(mr):
         assert args.hyperplanes == (None if point.get("budget") else point["L"])  # the default: the probe's L
         assert args.probe_budget == (point["budget"] if point.get("budget", 14) != 14 else None)
         assert args.probe_images == point.get("probe_images")
+        assert args.budget_draws == point.get("budget_draws")
         assert args.seeds == (list(point["seeds"]) if len(point["seeds"]) > 1 else None)
         assert args.magnitude_split == bool(point.get("magnitude_split"))
         assert args.allow_1x1 == bool(point.get("allow_1x1"))
