@@ -316,8 +316,6 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOpt
     other draws of its hyperplanes (`LayerProbe.other_draws`).
     """
     from .evaluate import conv_layers
-    from .op.hyperplanes import draw_hyperplanes
-    from .op.reference import STATS_FIELDS
     from .rewrite import rewrite_model
 
     say = progress or (lambda text: None)
@@ -332,7 +330,6 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOpt
                                             {session.get_inputs()[0].name: images[i:i + batch]})[0]
                                 for i in range(0, len(images), batch)])
     del session
-    n = len(images)
     tiles = [tuple(t) for t in (tiles or [options.tile])]
     probes = []
     for i, name in enumerate(names, 1):
@@ -343,20 +340,14 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, options: HashingOpt
             one = replace(options, hyperplanes=candidates[0], layer_hyperplanes=(), tile=tile, layer_tiles=())
             rewritten, _ = rewrite_model(model, one, replace(policy, include=[literal_pattern(name)]))
             layer = _LayerRun(rewritten, name, threads)
-            def disturbance_and_saving(count: int, seed: int) -> Tuple[float, float]:
-                planes = draw_hyperplanes(count, layer.patch, options.sparsity, seed)
-                runs = [layer.run(images[i:i + batch], planes) for i in range(0, len(images), batch)]
-                c = dict(zip(STATS_FIELDS, (int(v) for v in sum(r[1] for r in runs))))
-                overhead = c["centering_ops"] + c["hashing_ops"] + c["merge_ops"]
-                probe.dense_macs = c["dense_macs"] / n
-                saved = (c["dense_macs"] - c["haste_macs"] - overhead) / n
-                return output_disturbance(reference, np.concatenate([r[0] for r in runs])), saved
-
             for count in candidates:
-                probe.choices[(count, tile)] = disturbance_and_saving(count, layer.seed)
+                disturbance, saved, probe.dense_macs = layer.measure(images, batch, reference, count, layer.seed,
+                                                                     options.sparsity)
+                probe.choices[(count, tile)] = (disturbance, saved)
                 if draws is not None and draws[1] > 1 and draws[0] == (count, tile):
                     probe.other_draws[(count, tile)] = [
-                        disturbance_and_saving(count, layer.seed + k * DRAW_SEED_STRIDE)[0] for k in range(1, draws[1])]
+                        layer.measure(images, batch, reference, count, layer.seed + k * DRAW_SEED_STRIDE,
+                                      options.sparsity)[0] for k in range(1, draws[1])]
         probes.append(probe)
     return probes, conv_macs
 
@@ -381,6 +372,21 @@ class _LayerRun:
                                                               ["L", self.patch]))
         self.stats = next(k for k, (out, _) in enumerate(pairs) if out == node.output[0])
         self.predictor = Predictor(measured, threads, pairs)
+
+    def measure(self, images: np.ndarray, batch: int, reference: np.ndarray, count: int, seed: int,
+                sparsity: float) -> Tuple[float, float, float]:
+        """(disturbance of the output, net MACs saved per image, dense MACs per image) with the hyperplanes
+        `draw_hyperplanes(count, patch, sparsity, seed)`."""
+        from .op.hyperplanes import draw_hyperplanes
+        from .op.reference import STATS_FIELDS
+
+        planes = draw_hyperplanes(count, self.patch, sparsity, seed)
+        runs = [self.run(images[i:i + batch], planes) for i in range(0, len(images), batch)]
+        c = dict(zip(STATS_FIELDS, (int(v) for v in sum(r[1] for r in runs))))
+        overhead = c["centering_ops"] + c["hashing_ops"] + c["merge_ops"]
+        n = len(images)
+        saved = (c["dense_macs"] - c["haste_macs"] - overhead) / n
+        return output_disturbance(reference, np.concatenate([r[0] for r in runs])), saved, c["dense_macs"] / n
 
     def run(self, x: np.ndarray, planes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(output 0, this layer's stats) for images `x` with these hyperplanes."""
