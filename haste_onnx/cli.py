@@ -118,13 +118,15 @@ def _layer_tile(text: str):
 
 
 def add_hashing(parser: argparse.ArgumentParser) -> None:
+    from .allocate import DEFAULT_PROBE_BUDGET
     from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES, DEFAULT_MERGE, DEFAULT_SPARSITY
 
     group = parser.add_argument_group("hashing options")
     group.add_argument("--hyperplanes", "-L", type=_ranged(int, 1, 64, "--hyperplanes"), default=None,
                        metavar="L", help="one L for every layer, 1..64 (the published method): fewer merge more "
                                          "channels. Default: L per layer from the data-free probe, for no more "
-                                         f"disturbance than L={DEFAULT_HYPERPLANES} in every layer (--probe-budget)")
+                                         f"disturbance than L={DEFAULT_PROBE_BUDGET} in every layer (--probe-budget); "
+                                         f"L={DEFAULT_HYPERPLANES} where the probe cannot run")
     group.add_argument("--layer-hyperplanes", type=_layer_hyperplanes, action="append", default=[],
                        metavar="PATTERN=L",
                        help="L for the layers whose name matches PATTERN (shell pattern, as --include); repeatable, "
@@ -183,7 +185,7 @@ def _candidates(text: str):
 
 
 def add_allocation(parser: argparse.ArgumentParser) -> None:
-    from .allocate import BUDGET_DRAWS, DEFAULT_CANDIDATES, DEFAULT_PROBE_IMAGES
+    from .allocate import BUDGET_DRAWS, DEFAULT_CANDIDATES, DEFAULT_PROBE_BUDGET, DEFAULT_PROBE_IMAGES
     from .rewrite.conv_to_haste import DEFAULT_HYPERPLANES
 
     group = parser.add_argument_group(
@@ -191,12 +193,12 @@ def add_allocation(parser: argparse.ArgumentParser) -> None:
         "By default each replaceable layer is rewritten alone at every candidate L and run on probe images "
         "(synthetic noise: no data is read); each layer then gets the L, or stays dense, so that the conv MACs "
         "saved on the probe (overheads included) are the most for no more summed disturbance of the output "
-        f"than one L={DEFAULT_HYPERPLANES} in every layer (--probe-budget). With --target-cut, the least "
+        f"than one L={DEFAULT_PROBE_BUDGET} in every layer (--probe-budget). With --target-cut, the least "
         "disturbance that saves a given share instead. --hyperplanes or --no-probe: one L for every layer, "
         "no probe. See docs/ablations.md.")
     group.add_argument("--probe-budget", type=_ranged(int, 1, 64, "--probe-budget"), default=None, metavar="L",
                        help="the probe's disturbance budget: that of one L in every layer (default "
-                            f"{DEFAULT_HYPERPLANES}); fewer save more and lose more")
+                            f"{DEFAULT_PROBE_BUDGET}); fewer save more and lose more")
     group.add_argument("--budget-draws", type=_ranged(int, 1, 64, "--budget-draws"), default=None, metavar="K",
                        help=f"draws of the budget L's hyperplanes whose mean disturbance is the budget (default "
                             f"{BUDGET_DRAWS}; 1: only the seed's own, whose luck then moves the cut)")

@@ -274,11 +274,11 @@ def test_the_default_rewrite_saves_more_than_one_l_for_no_more_disturbance(tmp_p
     text, err = capsys.readouterr()
     assert code == 0 and err == ""
     alloc = json.loads(text)["allocation"]
-    assert alloc["rule"] == "budget" and alloc["target_cut"] is None and alloc["budget_hyperplanes"] == 14
-    assert all("L=14 tile=4x4" in m["choices"] for m in alloc["measurements"])  # the budget's L is always probed
-    # the budget: one L=14 everywhere, its disturbance averaged over the seed's own draw and 3 others
+    assert alloc["rule"] == "budget" and alloc["target_cut"] is None and alloc["budget_hyperplanes"] == 13
+    assert all("L=13 tile=4x4" in m["choices"] for m in alloc["measurements"])  # the budget's L is always probed
+    # the budget: one L=13 everywhere, its disturbance averaged over the seed's own draw and 3 others
     assert alloc["budget_draws"] == 4
-    draws = [[c["disturbance"]] + c["other_draws"] for c in (m["choices"]["L=14 tile=4x4"] for m in alloc["measurements"])]
+    draws = [[c["disturbance"]] + c["other_draws"] for c in (m["choices"]["L=13 tile=4x4"] for m in alloc["measurements"])]
     assert all(len(d) == 4 and len(set(d)) > 1 for d in draws)  # other hyperplanes disturb otherwise
     assert alloc["budget_disturbance"] == pytest.approx(sum(sum(d) / 4 for d in draws))
     assert alloc["estimated_disturbance"] <= alloc["budget_disturbance"] * (1 + 1e-9)
@@ -298,7 +298,7 @@ def test_the_default_rewrite_saves_more_than_one_l_for_no_more_disturbance(tmp_p
     assert code == 0 and alloc["budget_draws"] == 1
     assert all("other_draws" not in c for m in alloc["measurements"] for c in m["choices"].values())
     assert alloc["budget_disturbance"] == pytest.approx(
-        sum(m["choices"]["L=14 tile=4x4"]["disturbance"] for m in alloc["measurements"]))
+        sum(m["choices"]["L=13 tile=4x4"]["disturbance"] for m in alloc["measurements"]))
     assert alloc["estimated_cut"] >= alloc["uniform_cut"] - 1e-9
 
 

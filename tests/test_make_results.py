@@ -174,11 +174,12 @@ def test_grid_and_order(mr):
     points = mr.grid()
     order = mr.run_order(points)
     # merge=project at 3 L, two blocky and seven smooth probes; the budget from one draw at 5 budgets (L=14 and 13
-    # at 5 seeds), with tiles at 2 and with 128 probe images; the defaults (4 draws) at 5 budgets; calibration
-    ablation = 3 + 1 + 1 + 2 * 3 + 7 * 3 + (2 * 5 + 3 * 3 + 2 * 3 + 3) + (2 * 5 + 3 * 3) + 1
+    # at 5 seeds), with tiles at 2 and with 128 probe images; the defaults (4 draws) at 5 budgets (L=14 and 13 at 5
+    # seeds), with strided convs and with tiles; calibration
+    ablation = 3 + 1 + 1 + 2 * 3 + 7 * 3 + (2 * 5 + 3 * 3 + 2 * 3 + 3) + (2 * 5 + 3 * 3 + 2 * 3) + 1
     ours = 3 + 1 + 1
-    # ResNet-20: 4 L, the defaults with 4 draws and with 1
-    assert len(order) == 4 * 3 + 2 * 3 + 5 * 3 + 5 + 2 * 3 + ablation + ours
+    # ResNet-20: 4 L; the defaults, budget 14, budget 14 from one draw
+    assert len(order) == 4 * 3 + 3 * 3 + 5 * 3 + 5 + 2 * 3 + ablation + ours
     assert len(order) == sum(len(p["seeds"]) for p in points)
     assert len(set((p["model"], p["tag"], s) for p, s in order)) == len(order)
     r18 = [(p["tag"], s) for p, s in order if p["model"] == "resnet18"]
@@ -190,7 +191,10 @@ def test_grid_and_order(mr):
 
 
 def test_commands_parse_with_the_real_cli(mr):
+    from haste_onnx.allocate import DEFAULT_PROBE_BUDGET
     from haste_onnx.cli import build_parser
+
+    assert mr.DEFAULT_BUDGET == DEFAULT_PROBE_BUDGET  # commands leave the default budget out
 
     parser = build_parser()
     for point in mr.grid():
@@ -198,7 +202,7 @@ def test_commands_parse_with_the_real_cli(mr):
         args = parser.parse_args(shlex.split(cmd)[1:])
         assert args.command == "eval" and args.threads == 1
         assert args.hyperplanes == (None if point.get("budget") else point["L"])  # the default: the probe's L
-        assert args.probe_budget == (point["budget"] if point.get("budget", 14) != 14 else None)
+        assert args.probe_budget == (point["budget"] if point.get("budget", 13) != 13 else None)
         assert args.probe_images == point.get("probe_images")
         assert args.budget_draws == point.get("budget_draws")
         assert args.seeds == (list(point["seeds"]) if len(point["seeds"]) > 1 else None)
