@@ -947,9 +947,9 @@ def beyond_section(r18: List[dict], r18a: List[dict]) -> List[str]:
             "|---|---|---|---|---|---|---|---|---|---|---|"]
     base = [r for r in r18 if r["point"]["L"] in (14, 12, 10)]
     rows = [("published method (merge mean)", r) for r in sorted(base, key=lambda r: -r["point"]["L"])]
-    order = [p["tag"] for p in grid()]
-    rows += [(r["point"].get("change", ""), r) for r in sorted(r18a, key=lambda r: order.index(r["tag"])
-                                                               if r["tag"] in order else len(order))]
+    order = [(p["model"], p["tag"]) for p in grid()]
+    rows += [(r["point"].get("change", ""), r) for r in sorted(r18a, key=lambda r: order.index((r["model"], r["tag"]))
+                                                               if (r["model"], r["tag"]) in order else len(order))]
     for change, r in rows:
         lat = next((d["latency"] for d in r["docs"] if d.get("latency")), None)
         alloc = next((d["allocation"] for d in r["docs"] if d.get("allocation")), None)
