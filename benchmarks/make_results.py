@@ -134,6 +134,9 @@ def grid() -> List[dict]:
     points.append(dict(model="resnet18", tag="default_strided", L=14, seeds=SEEDS, group="ablation",
                        merge="project", budget=DEFAULT_BUDGET, allow_strided=True,
                        change="the defaults with the strided 3x3 convs too (--allow-strided)"))
+    points.append(dict(model="resnet18", tag="budget_L14_strided", L=14, seeds=SEEDS, group="ablation",
+                       merge="project", budget=14, allow_strided=True,
+                       change="the defaults with --probe-budget 14 and the strided 3x3 convs too"))
     points.append(dict(model="resnet18", tag="default_tiles", L=14, seeds=SEEDS, group="ablation",
                        merge="project", budget=DEFAULT_BUDGET, candidate_tiles=((2, 2), (4, 4)),
                        change="the defaults with the tile (2x2 or 4x4) chosen per layer too"))
