@@ -376,15 +376,14 @@ def options_for(point: dict, seed: int, threads: int, allocation=None):
 def allocation_for(point: dict, model, threads: int, seed: int):
     """The per-layer L of a `target_cut` or `budget` point, probed with this seed's hyperplanes (as
     `haste-onnx eval --seeds` does)."""
-    from haste_onnx.allocate import DEFAULT_CANDIDATES, allocate, probe_images
+    from haste_onnx.allocate import BUDGET_DRAWS, DEFAULT_CANDIDATES, allocate, probe_images
 
     base = options_for(point, seed, threads)
     images, mean, std = probe_images(model, point.get("probe", "synthetic"), point.get("probe_images", 64))
     return allocate(model, base.hashing, base.policy, point.get("target_cut"), images=images,
                     probe=point.get("probe", "synthetic"), threads=threads, mean=mean, std=std, progress=log,
                     candidates=point.get("candidates", DEFAULT_CANDIDATES), tiles=point.get("candidate_tiles"),
-                    budget_hyperplanes=point.get("budget"),
-                    **({"budget_draws": point["budget_draws"]} if point.get("budget_draws") else {}))
+                    budget_hyperplanes=point.get("budget"), budget_draws=point.get("budget_draws", BUDGET_DRAWS))
 
 
 def conv_macs_3x3(model) -> float:

@@ -301,7 +301,7 @@ def allocated_options(args, model, threads=2, mean=None, std=None, say=None):
     mode = probe_mode(args)
     if mode is None:
         return options, policy, None
-    from .allocate import NoProbe, allocate, probe_images
+    from .allocate import BUDGET_DRAWS, NoProbe, allocate, probe_images
     from .rewrite import rewrite_model
     from .runtime import LibraryNotFoundError, get_library_path
 
@@ -325,8 +325,7 @@ def allocated_options(args, model, threads=2, mean=None, std=None, say=None):
     allocation = allocate(model, options, policy, args.target_cut, images=images, probe=args.probe,
                           candidates=args.candidates, threads=threads, mean=mean, std=std, progress=say,
                           tiles=[tuple(t) for t in args.candidate_tiles] if args.candidate_tiles else None,
-                          budget_hyperplanes=args.probe_budget,
-                          **({} if args.budget_draws is None else {"budget_draws": args.budget_draws}))
+                          budget_hyperplanes=args.probe_budget, budget_draws=args.budget_draws or BUDGET_DRAWS)
     options, policy = allocation.apply(options, policy)
     return options, policy, allocation
 
