@@ -14,7 +14,7 @@ from typing import Union
 
 import onnx
 
-from .model_io import CheckError
+from .errors import CheckError
 from .op.geometry import DOMAIN
 from .op.schema import register_schema
 

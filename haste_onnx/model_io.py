@@ -1,8 +1,4 @@
-"""Reading and writing models: clear errors for bad files, atomic saves, external data.
-
-Every failure is one of the `HasteOnnxError` subclasses below; each carries
-the exit code the command line returns for it (see `haste_onnx.cli`).
-"""
+"""Reading and writing models: clear errors for bad files, atomic saves, external data."""
 from __future__ import annotations
 
 import hashlib
@@ -16,44 +12,10 @@ from typing import Callable, List, Optional
 import onnx
 from google.protobuf.message import DecodeError
 
+from .errors import InputError, OutputError
+
 # Models at or above this size must be saved with external data (protobuf's 2 GiB limit).
 EXTERNAL_DATA_THRESHOLD = 2_000_000_000
-
-
-class HasteOnnxError(Exception):
-    """An expected failure: reported as one line, with `exit_code`."""
-
-    exit_code = 1
-
-
-class UsageError(HasteOnnxError):
-    """Options that contradict each other (argparse catches the rest)."""
-
-    exit_code = 2
-
-
-class InputError(HasteOnnxError):
-    """The input file is missing, unreadable, not ONNX, truncated or lacks its external data."""
-
-    exit_code = 3
-
-
-class OutputError(HasteOnnxError):
-    """The output exists (without --force), is the input, or cannot be written."""
-
-    exit_code = 4
-
-
-class ModelRejected(HasteOnnxError):
-    """Nothing to do (no Conv, nothing eligible, nothing to strip) or a model that cannot be handled."""
-
-    exit_code = 5
-
-
-class CheckError(HasteOnnxError):
-    """The result fails onnx.checker or does not load in onnxruntime (or the op library is missing)."""
-
-    exit_code = 6
 
 
 @dataclass
@@ -216,3 +178,24 @@ def save_model(model: onnx.ModelProto, out, external_data: bool = False,
             raise OutputError(f"{out}: cannot move the result into place: {err.strerror or err}") from err
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write `text` to `path` through a temporary file beside it, renamed into place (OutputError on failure)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write to {parent}: {err.strerror or err}") from err
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot write: {err.strerror or err}") from err
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

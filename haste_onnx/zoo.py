@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .model_io import InputError
+from .data.preprocess import FASHION_MNIST_MEAN_STD, IMAGENET_MEAN_STD
+from .errors import InputError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-FMNIST_MEAN_STD = ((0.2860,), (0.3530,))
-IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class ZooModel:
 
 
 def _fmnist(name: str, file: str, build: str, description: str, bundled: bool = False) -> ZooModel:
-    return ZooModel(name, file, build, "fashion-mnist", FMNIST_MEAN_STD[0], FMNIST_MEAN_STD[1], description, bundled)
+    return ZooModel(name, file, build, "fashion-mnist", FASHION_MNIST_MEAN_STD[0], FASHION_MNIST_MEAN_STD[1], description, bundled)
 
 
 MODELS: Dict[str, ZooModel] = {m.name: m for m in (

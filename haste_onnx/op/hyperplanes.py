@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .geometry import MAX_HYPERPLANES
+
 
 def draw_hyperplanes(num_hyperplanes: int, dim: int, sparsity: float, seed: int) -> np.ndarray:
     """An [L, dim] float32 matrix: 0 with probability `sparsity`, else +1 or -1 equally often.
@@ -10,8 +12,8 @@ def draw_hyperplanes(num_hyperplanes: int, dim: int, sparsity: float, seed: int)
     Ternary entries make projecting an addition-only job, and make the sum
     exact and reproducible, so every kernel forms the same groups.
     """
-    if not 1 <= num_hyperplanes <= 64:
-        raise ValueError(f"the number of hyperplanes must be between 1 and 64, got {num_hyperplanes}")
+    if not 1 <= num_hyperplanes <= MAX_HYPERPLANES:
+        raise ValueError(f"the number of hyperplanes must be between 1 and {MAX_HYPERPLANES}, got {num_hyperplanes}")
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
     rng = np.random.default_rng(seed)

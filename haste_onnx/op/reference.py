@@ -13,6 +13,7 @@ import numpy as np
 from onnx.reference.op_run import OpRun
 
 from .geometry import DEFAULT_TILE, DOMAIN, ConvAttrs, patch_size
+from .stats import STATS_SIZE
 
 
 def extract_patches(x: np.ndarray, conv: ConvAttrs, tile: Sequence[int]) -> np.ndarray:
@@ -99,8 +100,6 @@ def valid_conv(x: np.ndarray, w: np.ndarray, strides: Sequence[int], dilations: 
     return out
 
 
-STATS_FIELDS = ("dense_macs", "haste_macs", "centering_ops", "hashing_ops", "merge_ops", "merged_channels",
-                "channels")
 
 
 def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplanes: np.ndarray,
@@ -113,7 +112,7 @@ def haste_conv(x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], hyperplane
     `z` (Y's shape) is added after the bias and `clamp` = (min, max), the fused activation, applied last
     (step 7 of the spec).
 
-    `stats`, an int64 array of len(STATS_FIELDS), receives the work counted per
+    `stats`, an int64 array of STATS_SIZE (op/stats.py), receives the work counted per
     tile exactly as the kernels count it (only outputs inside the image count).
     """
     # The kernels run with subnormals flushed to zero (see the spec).
@@ -241,7 +240,7 @@ class HasteConv(OpRun):
         merge = merge.decode() if isinstance(merge, bytes) else (merge or "mean")
         clamp = activation_clamp(activation, activation_params)
         if len(self.onnx_node.output) > 1 and self.onnx_node.output[1]:
-            stats = np.zeros(len(STATS_FIELDS), np.int64)
+            stats = np.zeros(STATS_SIZE, np.int64)
             return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, stats, split, merge, Z, clamp), stats)
         return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, magnitude_split=split, merge=merge, z=Z,
                            clamp=clamp),)

@@ -5,8 +5,8 @@ import onnx
 from onnx import defs, helper
 
 from .geometry import DOMAIN, OP_TYPE, OPSET_VERSION, ConvAttrs
+from .stats import STATS_SIZE
 
-STATS_SIZE = 7  # len(reference.STATS_FIELDS)
 _DOC = "Conv with inputs merged per spatial tile by locality-sensitive hashing (HASTE). See docs/op_spec.md."
 
 

@@ -25,7 +25,7 @@ from onnx import helper
 
 from ..op.geometry import DOMAIN
 from .analysis import HASTE_ATTRS, is_haste
-from ..model_io import ModelRejected
+from ..errors import ModelRejected
 from .graphs import (Scope, all_names, display_name, opset_version, remove_unused, replace_node, unique_name,
                      use_counts, walk, walk_scopes)
 

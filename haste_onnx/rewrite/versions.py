@@ -14,7 +14,7 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-from ..model_io import ModelRejected
+from ..errors import ModelRejected
 from ..op.geometry import DOMAIN, OPSET_VERSION
 from .graphs import opset_version
 

@@ -6,64 +6,62 @@ that already holds HasteConv is compared with its stripped copy). The first
 `--batch` images of the data set are the input. The report gives the
 latency of both models (alternating runs, same session options), their
 ratio, the ideal ratio from the measured conv MAC cut, per-layer times from
-onnxruntime's profiler, and the peak memory of both. See `haste_onnx.bench`
-and docs/cli.md.
+onnxruntime's profiler, and the peak memory of both. See
+`haste_onnx.measure.bench` and docs/cli.md.
 """
 from __future__ import annotations
 
 import json
 import sys
 
-from .rewrite.conv_to_haste import hyperplanes_label
+from .args import (add_data, add_hashing, add_output_format, add_probe, add_runtime, add_selection, decide_plan,
+                   ranged)
+from .tables import format_table
 
 HELP = "time the original and the rewritten model (latency, ideal vs measured speed-up, per layer, memory)"
 
 
 def configure(parser) -> None:
-    from .cli import _ranged, add_allocation, add_data, add_hashing, add_output_format, add_selection
-    from .eval_command import add_runtime
-
     group = parser.add_argument_group("model input")
     group.add_argument("model", metavar="MODEL",
                        help="an ONNX file, or a model name: resnet20 (bundled), resnet18, resnet34, vgg16, mobilenetv2")
     add_data(parser)
     add_runtime(parser, batch=1)
     t = parser.add_argument_group("timing")
-    t.add_argument("--warmup", type=_ranged(int, 0, None, "--warmup"), default=5, metavar="W",
+    t.add_argument("--warmup", type=ranged(int, 0, None, "--warmup"), default=5, metavar="W",
                    help="untimed runs of each model first (default 5)")
-    t.add_argument("--repeats", type=_ranged(int, 1, None, "--repeats"), default=50, metavar="R",
+    t.add_argument("--repeats", type=ranged(int, 1, None, "--repeats"), default=50, metavar="R",
                    help="timed runs of each model, alternating (default 50; median reported)")
     t.add_argument("--cpu-time", action="store_true",
                    help="time with the process CPU clock instead of the wall clock (with --threads 1: robust "
                         "to other processes on a busy machine)")
-    t.add_argument("--profile-runs", type=_ranged(int, 0, None, "--profile-runs"), default=10, metavar="K",
+    t.add_argument("--profile-runs", type=ranged(int, 0, None, "--profile-runs"), default=10, metavar="K",
                    help="profiled runs of each model for the per-layer times, in separate sessions (default 10; "
                         "0: no per-layer table)")
     t.add_argument("--no-memory", action="store_true", help="do not measure peak memory (child processes)")
     t.add_argument("--no-fetch", action="store_true", help="do not download Fashion-MNIST when it is missing")
     add_hashing(parser)
-    add_allocation(parser)
+    add_probe(parser)
     add_selection(parser)
     add_output_format(parser)
 
 
 def run(args) -> int:
-    from .bench import BenchOptions, bench, versions
-    from .cli import allocated_options
-    from .eval_command import load_data, load_named_model
-    from .model_io import CheckError, InputError
-    from .runtime import LibraryNotFoundError
+    from ..errors import CheckError, InputError
+    from ..measure.bench import BenchOptions, bench
+    from ..measure.versions import machine_versions
+    from ..runtime import LibraryNotFoundError
+    from .eval import load_model_and_data
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    loaded, entry = load_named_model(args.model)
     if args.limit is None:
         args.limit = args.batch  # only the first B images are used
-    images, _, data_info = load_data(args, loaded.model, entry, fetch=not args.no_fetch, say=say)
-    hashing, policy, allocation = allocated_options(args, loaded.model, args.threads, data_info["mean"],
-                                                    data_info["std"], None if args.json else say)
-    options = BenchOptions(hashing=hashing, policy=policy, batch=args.batch,
+    loaded, entry, images, _, data_info = load_model_and_data(args, fetch=not args.no_fetch, say=say)
+    plan, allocation = decide_plan(args, loaded.model, args.threads, data_info["mean"], data_info["std"],
+                                   None if args.json else say)
+    options = BenchOptions(plan=plan, batch=args.batch,
                            threads=args.threads, warmup=args.warmup, repeats=args.repeats, cpu_time=args.cpu_time,
                            profile_runs=args.profile_runs, memory=not args.no_memory)
     try:
@@ -73,7 +71,8 @@ def run(args) -> int:
     except ValueError as err:
         raise InputError(str(err)) from err
     doc = {"command": "bench", "model": str(loaded.path), "model_name": entry.name if entry else None,
-           "versions": versions(), "data": data_info, **result}
+           "plan": plan.summary_line(),
+           "versions": machine_versions(), "data": data_info, **result}
     if allocation is not None:
         doc["allocation"] = allocation.to_json()
     if args.json:
@@ -98,16 +97,14 @@ def _pct(x, digits=1) -> str:
 
 
 def format_bench(doc: dict) -> str:
-    from .allocate import allocation_line
-    from .info import format_table
+    from ..probe import allocation_line
 
     s, d, v = doc["settings"], doc["data"], doc["versions"]
     lat, ideal, f = doc["latency"], doc["ideal"], doc["flops"]
     name = doc["model_name"] or doc["model"]
-    h = s["hashing"]
+    h = s["plan"] if isinstance(s["plan"], dict) else {}
     rewrite = ("the model's own HasteConv layers; original = stripped to Conv" if s["prebuilt"] else
-               f"{hyperplanes_label(h)}, tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, seed {h['seed']}, "
-               f"merge {h.get('merge', 'mean')}"
+               f"{doc['plan']}, sparsity {h.get('sparsity')}, seed {h.get('seed')}, merge {h.get('merge', 'mean')}"
                + (", magnitude split" if h.get("magnitude_split") else "")
                + f"; {doc['rewrite']['replaced']} of {doc['rewrite']['layers']} conv layers replaced")
     where = f"{d['source']} {d['split']} split" if d.get("split") else d["source"]

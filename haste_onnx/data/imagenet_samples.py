@@ -22,6 +22,8 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
+from .preprocess import IMAGENET_MEAN_STD
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -34,8 +36,7 @@ __all__ = [
     "load_imagenet_samples",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN, IMAGENET_STD = IMAGENET_MEAN_STD
 FOOLBOX_INSTALL = "pip install --no-deps foolbox==3.3.4"
 _NAME = re.compile(r"^imagenet_(\d+)_(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
 

@@ -17,6 +17,8 @@ subgraphs (`if_node.then_branch/conv`), and `<output>` for unnamed nodes.
 
 Reasons no option can switch off (weights that are not static, non-float32
 tensors, depthwise, not 2-D) come from `haste_onnx.rewrite.analysis`.
+
+The policy decides; `build.plan_model` turns its decisions into a plan.
 """
 from __future__ import annotations
 
@@ -36,21 +38,15 @@ class Policy:
     allow_strided: bool = False
     allow_grouped: bool = False
     allow_first: bool = False
-    probe_dense: List[str] = field(default_factory=list)  # names the probe chose to leave dense
-    already_rewritten: bool = False  # the default rule on a model with HasteConv: replace nothing more
 
     def decide(self, site) -> Optional[str]:
         """None when `site` (a ConvSite) is to be replaced, else the reason it is kept."""
-        from .rewrite.analysis import site_names  # here: the rewrite package imports this module
+        from ..rewrite.analysis import site_names  # here: the rewrite package imports the plan
 
         names = site_names(site)
         for pattern in self.exclude:
             if any(fnmatch.fnmatchcase(n, pattern) for n in names):
                 return f"excluded by --exclude {pattern}"
-        if any(n in self.probe_dense for n in names):
-            return "left dense by the probe: its saving costs too much disturbance"
-        if self.already_rewritten:
-            return "the model holds HasteConv already: the probe's choice stands (-L or --target-cut replace more)"
         if self.include and not any(fnmatch.fnmatchcase(n, p) for p in self.include for n in names):
             return "not matched by --include"
         if site.problem:

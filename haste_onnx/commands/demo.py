@@ -14,61 +14,65 @@ from __future__ import annotations
 import json
 import sys
 
-from .rewrite.conv_to_haste import hyperplanes_label
+from .args import (add_data, add_hashing, add_model_input, add_output_format, add_probe, add_runtime, add_selection,
+                   decide_plan, progress_printer, ranged)
 
 HELP = "rewrite the bundled ResNet-20 and compare accuracy, measured conv MACs and latency on Fashion-MNIST"
 
 
 def configure(parser) -> None:
-    from .cli import _ranged, add_allocation, add_data, add_hashing, add_output_format, add_selection
-    from .eval_command import add_runtime
-
-    group = parser.add_argument_group("model input")
-    group.add_argument("model", metavar="MODEL", nargs="?", default="resnet20",
-                       help="an ONNX file or a model name (default resnet20, the bundled model)")
+    add_model_input(parser, metavar="MODEL", optional_default="resnet20")
     add_data(parser)
     add_runtime(parser)
     lat = parser.add_argument_group("latency")
-    lat.add_argument("--repeats", type=_ranged(int, 1, None, "--repeats"), default=20, metavar="R",
+    lat.add_argument("--repeats", type=ranged(int, 1, None, "--repeats"), default=20, metavar="R",
                      help="timed runs of each model on one batch, alternating (default 20; median reported)")
-    lat.add_argument("--warmup", type=_ranged(int, 0, None, "--warmup"), default=3, metavar="W",
+    lat.add_argument("--warmup", type=ranged(int, 0, None, "--warmup"), default=3, metavar="W",
                      help="untimed runs of each model first (default 3)")
     lat.add_argument("--no-fetch", action="store_true", help="do not download Fashion-MNIST when it is missing")
     add_hashing(parser)
-    add_allocation(parser)
+    add_probe(parser)
     add_selection(parser)
     add_output_format(parser)
 
 
 def run(args) -> int:
+    import time
+
     import numpy as np
 
-    from .cli import allocated_options
-    from .eval_command import load_data, load_named_model
-    from .evaluate import EvalOptions, Predictor, evaluate, measure_latency, versions
-    from .rewrite import rewrite_model
+    from ..measure.evaluate import EvalOptions, SeedPlan, evaluate
+    from ..measure.sessions import bench_session
+    from ..measure.timing import time_alternating
+    from ..measure.versions import versions
+    from ..rewrite import rewrite_model
+    from .args import hashing_options, selection_policy
+    from .eval import load_model_and_data
 
     def say(text: str) -> None:
         print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
-    loaded, entry = load_named_model(args.model)
-    images, labels, data_info = load_data(args, loaded.model, entry, fetch=not args.no_fetch, say=say)
-    say_progress = (lambda text: print(text, file=sys.stderr, flush=True))
-    hashing, policy, allocation = allocated_options(args, loaded.model, args.threads, data_info["mean"],
-                                                    data_info["std"], say_progress)
-    options = EvalOptions(hashing=hashing, policy=policy, batch=args.batch, threads=args.threads)
+    loaded, entry, images, labels, data_info = load_model_and_data(args, fetch=not args.no_fetch, say=say)
+    say_progress = progress_printer(True)
+    plan, allocation = decide_plan(args, loaded.model, args.threads, data_info["mean"], data_info["std"],
+                                   say_progress)
+    hashing = hashing_options(args)
+    options = EvalOptions(hashing=hashing, policy=selection_policy(args), batch=args.batch, threads=args.threads,
+                          plans=[SeedPlan(hashing.seed, plan, allocation.to_json() if allocation else None)])
     say_progress(f"running {loaded.path.name} and its rewrite on {len(labels)} images, then timing both ...")
     result = evaluate(loaded.model, images, labels, options)
-    rewritten, report = rewrite_model(loaded.model, options.hashing, options.policy)
-    original = Predictor(loaded.model, args.threads)
-    haste = Predictor(rewritten, args.threads)
+    rewritten, report = rewrite_model(loaded.model, plan)
+    original = bench_session(loaded.model, args.threads)
+    haste = bench_session(rewritten, args.threads)
     batch = np.ascontiguousarray(images[:args.batch])
-    t_orig, t_haste = measure_latency(original, haste, batch, args.repeats, args.warmup)
+    feed = {original.get_inputs()[0].name: batch}
+    t_orig, t_haste = time_alternating(original, haste, feed, args.repeats, args.warmup, time.perf_counter)
     latency = {"batch": int(len(batch)), "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
                "original_ms": float(np.median(t_orig)), "rewritten_ms": float(np.median(t_haste)),
                "original_samples_ms": t_orig, "rewritten_samples_ms": t_haste}
     doc = {"command": "demo", "model": str(loaded.path), "model_name": entry.name if entry else None,
-           "versions": versions(), "data": data_info, "rewrite": report.summary(), **result, "latency": latency}
+           "versions": versions(), "data": data_info, "rewrite": report.summary(), "plan": plan.summary_line(),
+           **result, "latency": latency}
     if allocation is not None:
         doc["allocation"] = allocation.to_json()
     if args.json:
@@ -87,8 +91,8 @@ def format_demo(doc: dict) -> str:
     lines = [
         f"model:      {name} ({doc['model']})",
         f"data:       {d['images']} images, {where} ({d['where']})",
-        f"rewrite:    {rw['replaced']} of {rw['layers']} conv layers -> HasteConv ({hyperplanes_label(h)}, "
-        f"tile {h['tile'][0]}x{h['tile'][1]}, sparsity {h['sparsity']}, seed {h['seed']}, merge {h.get('merge', 'mean')}"
+        f"rewrite:    {rw['replaced']} of {rw['layers']} conv layers -> HasteConv ({doc['plan']}; "
+        f"sparsity {h['sparsity']}, seed {h['seed']}, merge {h.get('merge', 'mean')}"
         + (", magnitude split)" if h.get("magnitude_split") else ")"),
         f"accuracy:   original {100 * o['accuracy']:.2f}%, rewritten {100 * r['accuracy']:.2f}% "
         f"({100 * r['difference']['accuracy']:+.2f} pt; predictions agree on {100 * r['agreement']:.1f}%)",
@@ -99,7 +103,7 @@ def format_demo(doc: dict) -> str:
         f"{lat['batch']} (median of {lat['repeats']}, {lat['threads']} threads): speedup {speed:.2f}x",
     ]
     if doc.get("allocation"):
-        from .allocate import allocation_line
+        from ..probe import allocation_line
 
         lines.insert(3, f"            {allocation_line(doc['allocation'])}")
     return "\n".join(lines)

@@ -7,7 +7,7 @@ package is downloaded with a private apt setup and unpacked into
 """
 from __future__ import annotations
 
-from .model_io import InputError
+from ..errors import InputError
 
 HELP = "download a data set (fashion-mnist) into the haste-onnx cache, without root"
 
@@ -21,7 +21,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from . import data as hdata
+    from .. import data as hdata
 
     existing = None
     if not args.force:

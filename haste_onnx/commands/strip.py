@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 
+from .args import add_model_input, add_model_output, add_output_format
+from .tables import layers_table
+
 HELP = "turn every HasteConv back into the Conv it came from"
 
 
 def configure(parser) -> None:
-    from ..cli import add_model_input, add_model_output, add_output_format
-
     add_model_input(parser)
     add_model_output(parser)
     add_output_format(parser)
@@ -20,10 +21,9 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from ..check import check_load, check_model
-    from ..info import layers_table
     from ..model_io import check_output_path, load_model, save_model
+    from ..rewrite import strip_model
     from ..zoo import resolve_model
-    from . import strip_model
 
     loaded = load_model(resolve_model(args.model)[0])
     external = args.external_data or loaded.has_external_data

@@ -1,0 +1,60 @@
+"""`haste-onnx info MODEL`: op counts, conv MACs and HasteConv settings per layer.
+
+MACs are dense multiply-accumulates per image (batch item):
+`C_out * C_in/group * kH * kW * H_out * W_out`, also for HasteConv layers
+(what the layer would cost as a Conv). A layer whose spatial size is unknown
+(dynamic dimensions) shows `?` and is left out of the totals.
+"""
+from __future__ import annotations
+
+import json
+
+from .args import add_model_input, add_output_format
+from .tables import dims, format_table, macs
+
+HELP = "show op counts, conv MACs and the HasteConv settings of each layer"
+
+
+def configure(parser) -> None:
+    add_model_input(parser, metavar="MODEL")
+    add_output_format(parser)
+
+
+def run(args) -> int:
+    from ..model_info import model_info
+    from ..model_io import load_model
+    from ..zoo import resolve_model
+
+    loaded = load_model(resolve_model(args.model)[0])
+    info = model_info(loaded.model)
+    info = {"model": str(args.model), "external_data": [str(p) for p in loaded.external_files], **info}
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def format_info(info: dict) -> str:
+    opsets = ", ".join(f"{d} {v}" for d, v in info["opsets"].items())
+    parts = [f"model: {info['model']} (IR {info['ir_version']}; opsets {opsets}; {info['nodes']} nodes)"]
+    if info.get("external_data"):
+        parts.append(f"external data: {', '.join(info['external_data'])}")
+    parts.append("")
+    parts.append(format_table(["op", "count"], list(info["op_counts"].items()), right=(1,)))
+    if info["layers"]:
+        parts.append("")
+        rows = []
+        for r in info["layers"]:
+            s = r["settings"] or {}
+            rows.append((r["node"], r["op"], dims(r["input_shape"]), dims(r["kernel"]), dims(r["stride"]),
+                         r["group"], f"{r['in_channels']}->{r['out_channels']}", macs(r["macs"]),
+                         s.get("hyperplanes", ""), dims(s["tile"]) if s else "", dims(s["patch"]) if s else "",
+                         s.get("sparsity", ""), s.get("seed", ""), ("" if not s else int(s["centering"]))))
+        parts.append(format_table(["node", "op", "input shape", "kernel", "stride", "group", "channels", "MACs",
+                                   "L", "tile", "patch", "sparsity", "seed", "centering"], rows, right=(7,)))
+    total = info["conv_macs"]
+    share = f"{100 * info['haste_macs'] / total:.1f}%" if total else "0%"
+    line = (f"{info['conv_layers']} conv layers, {info['haste_layers']} of them HasteConv; "
+            f"{total / 1e6:.2f} M conv MACs per image, {share} in HasteConv")
+    if info["layers_with_unknown_macs"]:
+        line += f" ({info['layers_with_unknown_macs']} layer(s) of unknown size not counted)"
+    parts.append(line)
+    return "\n".join(parts)

@@ -1,0 +1,86 @@
+"""`haste-onnx rewrite IN OUT`: replace eligible Convs by HasteConv.
+
+Steps: load IN (with external data) -> check OUT may be written -> the plan
+(`--plan FILE`, or the layer policy then the probe) -> rewrite -> write into
+a temporary folder beside OUT -> onnx.checker and an onnxruntime load with the
+op library on that file -> move into place -> `--save-plan` -> print the
+per-layer table and summary lines (or one JSON object with `--json`).
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from .args import (add_hashing, add_model_input, add_model_output, add_output_format, add_plan_files, add_probe,
+                   add_selection, decide_plan, progress_printer)
+from .tables import layers_table
+
+HELP = "replace eligible Conv layers by HasteConv"
+
+
+def configure(parser) -> None:
+    add_model_input(parser)
+    add_model_output(parser)
+    add_plan_files(parser)
+    add_hashing(parser)
+    add_probe(parser)
+    add_selection(parser)
+    add_output_format(parser)
+
+
+def run(args) -> int:
+    from ..check import check_load, check_model
+    from ..model_io import check_output_path, load_model, save_model
+    from ..plan import save_plan
+    from ..rewrite import RejectedWithReport, rewrite_model
+    from ..zoo import resolve_model
+
+    loaded = load_model(resolve_model(args.model)[0])
+    external = args.external_data or loaded.has_external_data
+    out = check_output_path(args.output, args.force, loaded, external)
+    # the probe's progress, for a person watching: stderr otherwise holds only an error line
+    say = progress_printer(sys.stderr.isatty() and not args.json)
+    plan, probe = decide_plan(args, loaded.model, progress=say)
+    try:
+        model, report = rewrite_model(loaded.model, plan)
+    except RejectedWithReport as err:
+        _print(args, err.report, plan, out, written=False, probe=probe)
+        raise
+
+    def check(path: str) -> None:
+        check_model(path)
+        if not args.no_load_check:
+            check_load(path, with_library=True)
+
+    save_model(model, out, external_data=external, check=check)
+    if args.save_plan:
+        save_plan(plan, args.save_plan)
+    _print(args, report, plan, out, written=True, probe=probe)
+    return 0
+
+
+def _print(args, report, plan, out, written: bool, probe=None) -> None:
+    if args.json:
+        doc = {"command": "rewrite", "input": str(args.model), "output": str(out) if written else None,
+               "load_check": None if not written else ("skipped" if args.no_load_check else "onnxruntime"),
+               "plan_file": args.plan, "saved_plan": args.save_plan if written else None, **report.to_json()}
+        if probe is not None:
+            doc["allocation"] = probe.to_json()
+        print(json.dumps(doc, indent=2))
+        return
+    print(layers_table(report.layers))
+    lines = []
+    if args.plan:
+        lines.append(f"plan from {args.plan} (no probe)")
+    if probe is not None:
+        lines.append(probe.summary_line())
+    if written or report.count("replaced"):
+        lines.append(plan.summary_line())
+    lines.append(report.summary_line())
+    if written:
+        check = "not load-checked" if args.no_load_check else "loads in onnxruntime"
+        lines.append(f"wrote {out} ({check})")
+        if args.save_plan:
+            lines.append(f"wrote the plan to {args.save_plan}")
+    print("\n".join(lines))
+    sys.stdout.flush()

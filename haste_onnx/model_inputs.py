@@ -1,0 +1,33 @@
+"""The one reader of a model's inputs: names, dims, and what the probe and the data loaders need of them."""
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import onnx
+
+
+def image_inputs(model: onnx.ModelProto) -> List[onnx.ValueInfoProto]:
+    """The graph inputs that are fed at run time (initializers listed as inputs are not)."""
+    inits = {i.name for i in model.graph.initializer}
+    return [i for i in model.graph.input if i.name not in inits]
+
+
+def input_info(model: onnx.ModelProto) -> Tuple[str, List[Optional[int]]]:
+    """Name and dims (ints, or None when symbolic) of the model's first real graph input."""
+    inputs = image_inputs(model)
+    if not inputs:
+        raise ValueError("the model has no graph input")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    return inputs[0].name, dims
+
+
+def input_channels(model: onnx.ModelProto) -> Optional[int]:
+    """C of an NCHW first input, None when unknown."""
+    dims = input_info(model)[1]
+    return dims[1] if len(dims) > 1 else None
+
+
+def fixed_batch(model: onnx.ModelProto) -> Optional[int]:
+    """The first input's batch size when it is fixed."""
+    dims = input_info(model)[1]
+    return dims[0] if dims and dims[0] else None

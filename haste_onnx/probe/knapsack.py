@@ -1,0 +1,89 @@
+"""The probe's two rules as multiple-choice knapsacks, solved exactly by dynamic programming."""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional, Tuple
+
+from .layers import LayerProbe
+
+
+def _options(probes: List[LayerProbe], step: float):
+    """Per layer its choices that save something: (choice, disturbance, saving, saving in whole steps)."""
+    return [[(c, d, s, int(math.floor(s / step + 1e-6))) for c, (d, s) in sorted(p.choices.items()) if s > 0]
+            for p in probes]
+
+
+def _knapsack(options, cap: int):
+    """best[b]: the least summed disturbance with min(saving, cap) == b steps; back[i][b]: (previous b, choice
+    index) of layer i on the way there, None when layer i stays dense."""
+    inf = float("inf")
+    best = [0.0] + [inf] * cap
+    back = []
+    for opts in options:
+        new, how = best[:], [None] * (cap + 1)
+        for b, dist in enumerate(best):
+            if dist == inf:
+                continue
+            for k, (_, d, _, steps) in enumerate(opts):
+                t = min(cap, b + steps)
+                if dist + d < new[t]:
+                    new[t], how[t] = dist + d, (b, k)
+        back.append(how)
+        best = new
+    return best, back
+
+
+def _walk_back(probes, options, back, b: int) -> Dict[str, Optional[tuple]]:
+    choice = {}
+    for p, opts, how in zip(reversed(probes), reversed(options), reversed(back)):
+        if how[b] is None:
+            choice[p.node] = None
+        else:
+            b, k = how[b]
+            choice[p.node] = opts[k][0]
+    return {p.node: choice[p.node] for p in probes}
+
+
+def _totals(probes, choice, conv_macs):
+    saved = sum(p.choices[choice[p.node]][1] for p in probes if choice[p.node] is not None)
+    disturbance = sum(p.choices[choice[p.node]][0] for p in probes if choice[p.node] is not None)
+    return choice, saved / conv_macs, disturbance
+
+
+def choose(probes: List[LayerProbe], conv_macs: float, target: float,
+           resolution: int = 4000) -> Tuple[Dict[str, Optional[tuple]], float, float]:
+    """Per layer None (dense) or one of its choices: the least summed disturbance whose summed saving reaches target * conv_macs.
+
+    A multiple-choice knapsack solved exactly by dynamic programming over the
+    saving in steps of conv_macs / resolution (each choice's saving rounded
+    down, so the real sum never falls short). Choices that save nothing are
+    never better than dense. Returns (choice, saving / conv_macs, summed
+    disturbance); when the target is out of reach, every layer takes its
+    largest saving.
+    """
+    need = int(math.ceil(target * resolution - 1e-9))
+    options = _options(probes, conv_macs / resolution)
+    reachable = sum(max((o[3] for o in opts), default=0) for opts in options)
+    if reachable < need:
+        choice = {p.node: (max(opts, key=lambda o: o[2])[0] if opts else None) for p, opts in zip(probes, options)}
+        return _totals(probes, choice, conv_macs)
+    _, back = _knapsack(options, need)
+    return _totals(probes, _walk_back(probes, options, back, need), conv_macs)
+
+
+def choose_within(probes: List[LayerProbe], conv_macs: float, budget: float,
+                  resolution: int = 4000) -> Tuple[Dict[str, Optional[tuple]], float, float]:
+    """Per layer None (dense) or one of its choices: the largest summed saving whose summed disturbance is at most `budget`.
+
+    The same knapsack as `choose`, over every reachable saving (in steps of
+    conv_macs / resolution, rounded down); among the savings within the
+    budget the largest wins. Returns (choice, saving / conv_macs, summed
+    disturbance).
+    """
+    options = _options(probes, conv_macs / resolution)
+    reachable = sum(max((o[3] for o in opts), default=0) for opts in options)
+    best, back = _knapsack(options, reachable)
+    slack = 1e-9 * max(abs(budget), 1e-30)  # sums in another order than the budget's
+    b = max(b for b, dist in enumerate(best) if dist <= budget + slack)  # b == 0 (all dense) always fits
+    return _totals(probes, _walk_back(probes, options, back, b), conv_macs)
+
