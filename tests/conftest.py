@@ -1,8 +1,13 @@
+from pathlib import Path
+
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
 import haste_onnx
+from haste_onnx import data as hd
+from models_inline import build, conv_w
 
 
 def pytest_addoption(parser):
@@ -34,3 +39,47 @@ def run_plain():
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# ---- shared helpers: a small classifier and a fake Fashion-MNIST (imported as `from conftest import ...`)
+
+NET = """
+<ir_version: 8, opset_import: ["" : 17]>
+net (float[N,1,{h},{w}] input) => (float[N,10] logits) {{
+    a = Conv <pads = [1, 1, 1, 1]> (input, w0, b0)
+    a_t = Tanh (a)
+    c1 = Conv <pads = [1, 1, 1, 1]> (a_t, w1, b1)
+    c1_t = Tanh (c1)
+    c2 = Conv <pads = [1, 1, 1, 1]> (c1_t, w2, b2)
+    c2_t = Tanh (c2)
+    pw = Conv (c2_t, w3)
+    p = GlobalAveragePool (pw)
+    f = Flatten (p)
+    logits = Gemm <transB = 1> (f, wf, bf)
+}}
+"""
+NET_SHAPES = {"w0": conv_w(16, 1), "b0": [16], "w1": conv_w(16, 16), "b1": [16], "w2": conv_w(24, 16), "b2": [24],
+              "w3": conv_w(24, 24, 1), "wf": [10, 24], "bf": [10]}
+
+
+def net_model(h: int = 12, w: int = 12, seed: int = 0) -> onnx.ModelProto:
+    model = build(NET.format(h=h, w=w), NET_SHAPES, seed=seed)
+    for node in model.graph.node:
+        node.name = node.output[0]
+    return model
+
+
+def net_file(tmp_path: Path, h: int = 12, w: int = 12, name: str = "net.onnx") -> Path:
+    path = tmp_path / name
+    onnx.save(net_model(h, w), str(path))
+    return path
+
+
+def fake_fashion_mnist(directory: Path, n_test: int = 40, n_train: int = 8, seed: int = 0) -> Path:
+    """Random 28x28 uint8 images with random labels, in Fashion-MNIST's IDX layout (.gz)."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("test", n_test), ("train", n_train)):
+        stem = "t10k" if split == "test" else "train"
+        hd.write_idx(directory / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        hd.write_idx(directory / f"{stem}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
+    return directory

@@ -8,13 +8,17 @@ import onnx
 import pytest
 
 from haste_onnx import cli
-from haste_onnx.allocate import (Allocation, LayerProbe, allocate, choose, choose_within, default_probe_count,
-                                 literal_pattern, output_disturbance, probe_layers, synthetic_probe)
-from haste_onnx.evaluate import Predictor, add_stats_outputs
-from haste_onnx.op.reference import STATS_FIELDS
-from haste_onnx.policy import Policy
+from haste_onnx.measure.instrument import add_stats_outputs
+from haste_onnx.measure.predictor import Predictor
+from haste_onnx.op.stats import STATS_FIELDS
+from haste_onnx.plan import Policy, plan_model
+from haste_onnx.probe.allocation import Allocation, allocate
+from haste_onnx.probe.disturbance import output_disturbance
+from haste_onnx.probe.images import default_probe_count, synthetic_probe
+from haste_onnx.probe.knapsack import choose, choose_within
+from haste_onnx.probe.layers import LayerProbe, probe_layers
 from haste_onnx.rewrite import HashingOptions, rewrite_model
-from test_eval import net_model
+from conftest import net_model
 
 
 def test_synthetic_probe_is_seeded_smooth_noise_with_dark_regions():
@@ -161,18 +165,20 @@ def test_probe_images_shrink_with_the_input_size():
     assert default_probe_count(net_model(224, 224)) == 8  # at least 8
 
 
-def test_literal_pattern_matches_only_its_name():
-    for name in ("/layers/layers.0/conv1/Conv", "odd[1]*?name", "plain"):
-        pattern = literal_pattern(name)
-        assert fnmatch.fnmatchcase(name, pattern)
-    assert not fnmatch.fnmatchcase("oddX1]*?name", literal_pattern("odd[1]*?name"))
-    assert not fnmatch.fnmatchcase("/layers/layers.0/conv1/ConvX", literal_pattern("/layers/layers.0/conv1/Conv"))
+def test_plan_sites_are_unique_when_node_names_repeat():
+    from haste_onnx.plan.build import site_keys
+
+    class Site:
+        def __init__(self, name):
+            self.name = name
+
+    assert site_keys([Site("a"), Site("b"), Site("a"), Site("a")]) == ["a", "b", "a#2", "a#3"]
 
 
 def test_probe_measures_each_layer_alone_with_the_kernel_counters():
     model = net_model()
     images = synthetic_probe(model, 4)
-    probes, conv_macs = probe_layers(model, images, HashingOptions(), Policy(), candidates=(4, 64), threads=1,
+    probes, conv_macs = probe_layers(model, images, plan_model(model), candidates=(4, 64), threads=1,
                                      tiles=[(4, 4), (2, 3)])
     assert [p.node for p in probes] == ["c1", "c2"]
     assert conv_macs == 12 * 12 * 9 * (16 + 16 * 16 + 16 * 24) + 12 * 12 * 24 * 24
@@ -194,12 +200,11 @@ def test_probe_measures_each_layer_alone_with_the_kernel_counters():
 
 def test_allocate_then_rewrite_uses_the_chosen_counts():
     model = net_model()
-    allocation = allocate(model, HashingOptions(), Policy(), 0.05, candidates=(2, 4, 8), threads=1,
+    allocation = allocate(model, plan_model(model), 0.05, candidates=(2, 4, 8), threads=1,
                           tiles=[(4, 4), (2, 2)])
     assert set(allocation.layers) == {"c1", "c2"}
     assert allocation.estimated_cut >= 0.05
-    options, policy = allocation.apply(HashingOptions(), Policy())
-    _, report = rewrite_model(model, options, policy)
+    _, report = rewrite_model(model, allocation.apply_to(plan_model(model)))
     got = {r.node: ((r.settings["hyperplanes"], tuple(r.settings["tile"])) if r.status == "replaced" else None)
            for r in report.layers if r.node in ("c1", "c2")}
     assert got == allocation.layers
@@ -247,8 +252,8 @@ def test_a_fixed_batch_model_is_probed_in_batches_of_its_size():
     model = net_model()
     model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1  # batch fixed to 1
     fixed = synthetic_probe(model, 3)
-    probes, _ = probe_layers(model, fixed, HashingOptions(), Policy(), candidates=(4,), threads=1)
-    free, _ = probe_layers(net_model(), fixed, HashingOptions(), Policy(), candidates=(4,), threads=1)
+    probes, _ = probe_layers(model, fixed, plan_model(model), candidates=(4,), threads=1)
+    free, _ = probe_layers(net_model(), fixed, plan_model(net_model()), candidates=(4,), threads=1)
     for a, b in zip(probes, free):
         assert a.choices[(4, (4, 4))] == (pytest.approx(b.choices[(4, (4, 4))][0], rel=1e-4, abs=1e-9),
                                           pytest.approx(b.choices[(4, (4, 4))][1]))
@@ -317,18 +322,29 @@ def test_the_default_rewrite_falls_back_to_one_l_when_the_probe_cannot_run(tmp_p
 
 
 @pytest.mark.parametrize("args, problem", [
-    (["-L", "10", "--probe-budget", "12"], "--probe-budget sets the probe's budget; it has no use with --hyperplanes (one L for every layer)"),
-    (["--no-probe", "--probe-budget", "12"], "--probe-budget sets the probe's budget; it has no use with --no-probe"),
-    (["--no-probe", "--budget-draws", "2"], "--budget-draws sets the probe's budget; it has no use with --no-probe"),
+    (["-L", "10", "--probe-budget", "12"],
+     "--hyperplanes/-L and --probe-budget cannot be used together: without a probe the probe's options have no use"),
+    (["--no-probe", "--probe-budget", "12"], "--no-probe and --probe-budget cannot be used together"),
+    (["--no-probe", "--budget-draws", "2"], "--no-probe and --budget-draws cannot be used together"),
     (["--target-cut", "0.3", "--probe-budget", "12"],
-     "--probe-budget sets the probe's budget; it has no use with --target-cut"),
-    (["--no-probe", "--target-cut", "0.2"], "--target-cut and --no-probe contradict each other")])
+     "--target-cut and --probe-budget cannot be used together: the target rule has no budget"),
+    (["--no-probe", "--target-cut", "0.2"], "--target-cut and --no-probe cannot be used together"),
+    # each of these used to exit 0 and silently ignore one side
+    (["-L", "10", "--target-cut", "0.2"],
+     "--target-cut and --hyperplanes/-L cannot be used together: the target rule chooses L per layer itself"),
+    (["-L", "10", "--candidates", "4,8"], "--hyperplanes/-L and --candidates cannot be used together"),
+    (["--no-probe", "--probe", "synthetic-blocky"], "--no-probe and --probe cannot be used together"),
+    (["--no-probe", "--probe-images", "8"], "--no-probe and --probe-images cannot be used together"),
+    (["-L", "10", "--candidate-tiles", "2,4"], "--hyperplanes/-L and --candidate-tiles cannot be used together"),
+    (["--plan", "p.json", "-L", "10"], "--plan and --hyperplanes/-L cannot be used together"),
+    (["--plan", "p.json", "--exclude", "c1"], "--plan and --exclude cannot be used together"),
+    (["--plan", "p.json", "--target-cut", "0.2"], "--plan and --target-cut cannot be used together")])
 def test_contradicting_probe_options_exit_2(args, problem, tmp_path, capsys):
     src = tmp_path / "net.onnx"
     onnx.save(net_model(), str(src))
     code = cli.main(["rewrite", str(src), str(tmp_path / "o.onnx"), *args])
     _, err = capsys.readouterr()
-    assert code == 2 and err.strip() == f"haste-onnx rewrite: error: {problem}"
+    assert code == 2 and err.startswith(f"haste-onnx rewrite: error: {problem}") and len(err.splitlines()) == 1
     assert not (tmp_path / "o.onnx").exists()
 
 
@@ -365,12 +381,11 @@ def test_a_target_cut_on_a_rewritten_model_probes_the_layers_still_eligible(tmp_
 
 def test_layers_named_by_hand_keep_their_l_under_the_probe():
     allocation = Allocation({"c1": None, "c2": (4, (4, 4))}, [], None, 100.0, 0.1, 0.01, "synthetic")
-    options, policy = allocation.apply(HashingOptions(layer_hyperplanes=(("c[12]", 9),)), Policy())
-    _, report = rewrite_model(net_model(), options, policy)
+    pinned = plan_model(net_model(), HashingOptions(layer_hyperplanes=(("c[12]", 9),)))
+    _, report = rewrite_model(net_model(), allocation.apply_to(pinned))
     got = {r.node: (r.status, r.settings and r.settings["hyperplanes"]) for r in report.layers if r.node in ("c1", "c2")}
     assert got == {"c1": ("replaced", 9), "c2": ("replaced", 9)}  # the hand's L wins, and c1 is not left dense
-    options, policy = allocation.apply(HashingOptions(), Policy())
-    _, report = rewrite_model(net_model(), options, policy)
+    _, report = rewrite_model(net_model(), allocation.apply_to(plan_model(net_model())))
     got = {r.node: (r.status, r.settings and r.settings["hyperplanes"]) for r in report.layers if r.node in ("c1", "c2")}
     assert got == {"c1": ("kept", None), "c2": ("replaced", 4)}
 
@@ -388,14 +403,13 @@ def test_a_model_with_several_inputs_gets_one_l_by_default(tmp_path, capsys):
 
 def test_the_probe_reads_the_counters_of_the_probed_layer_when_others_are_haste_already():
     model, _ = rewrite_model(net_model(), HashingOptions(hyperplanes=4), Policy(include=["c1"]))
-    probes, _ = probe_layers(model, synthetic_probe(model, 4), HashingOptions(), Policy(), candidates=(4, 8),
-                             threads=1)
+    probes, _ = probe_layers(model, synthetic_probe(model, 4), plan_model(model), candidates=(4, 8), threads=1)
     assert [p.node for p in probes] == ["c2"]
     assert probes[0].dense_macs == 16 * 24 * 9 * 12 * 12  # c2's MACs per image, not c1's (16 * 16 * 9 * 12 * 12)
 
 
 def test_eval_with_several_seeds_probes_each_seed_as_rewrite_would(tmp_path, capsys):
-    from test_eval import fake_fashion_mnist
+    from conftest import fake_fashion_mnist
 
     data = fake_fashion_mnist(tmp_path / "fm", n_test=12)
     src = tmp_path / "net.onnx"

@@ -8,11 +8,13 @@ import onnx
 import pytest
 
 from haste_onnx import cli
-from haste_onnx.bench import BenchOptions, bench, match_profile
-from haste_onnx.evaluate import EvalOptions, evaluate, prepare_images
+from haste_onnx.data.preprocess import prepare_images
+from haste_onnx.measure.bench import BenchOptions, bench
+from haste_onnx.measure.evaluate import EvalOptions, evaluate
+from haste_onnx.measure.profile import match_profile
 from haste_onnx.rewrite import rewrite_model
 from models_inline import build, conv_w
-from test_eval import fake_fashion_mnist
+from conftest import fake_fashion_mnist
 
 # A residual net: stem (kept), three 3x3 convs with 16 input channels (replaced by default), a Relu after
 # every conv and an Add, which onnxruntime fuses into its Conv kernels, so matching its renamed nodes is tested.
@@ -144,7 +146,7 @@ def test_api_counters_match_evaluate(tmp_path):
 def test_rewritten_model_is_compared_with_its_stripped_copy(tmp_path, data, capsys):
     rewritten, _ = rewrite_model(net_model())
     doc = bench_json([save(rewritten, tmp_path / "haste.onnx"), "--data-dir", data, "--no-memory"], capsys)
-    assert doc["settings"]["prebuilt"] and doc["settings"]["hashing"] == "from the model"
+    assert doc["settings"]["prebuilt"] and doc["settings"]["plan"] == "from the model"
     assert doc["rewrite"] is None and doc["memory"] is None
     rows = doc["profile"]["layers"]
     assert [row["node"] for row in rows if row["replaced"]] == ["c1", "c2", "c3"]
@@ -157,7 +159,7 @@ def test_text_report(tmp_path, data, capsys):
                          + FAST, capsys)
     assert code == 0, err
     assert "timing:" in err  # progress goes to stderr
-    for text in ("model:", "rewrite:  L=14", "input:    batch 1 of fashion-mnist test split", "clock: process CPU time",
+    for text in ("model:", "rewrite:  plan: L=", "input:    batch 1 of fashion-mnist test split", "clock: process CPU time",
                  "speed-up:", "ideal:", "= 1/(1 - r)", "per layer", "HasteConv", "other ops", "peak memory"):
         assert text in out, text
     assert "Conv +Relu" in out

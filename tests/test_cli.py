@@ -10,7 +10,8 @@ import onnx
 import pytest
 
 from haste_onnx import cli
-from haste_onnx.model_io import CheckError, sha256_file
+from haste_onnx.errors import CheckError
+from haste_onnx.model_io import sha256_file
 from models_inline import chain_model, no_conv_model, plain_model, random_input, run_ort
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,8 +48,9 @@ def test_rewrite_prints_the_table_and_writes_a_loadable_model(model_file, tmp_pa
     assert rows["c1"].split() == ["c1", "Nx16x8x8", "3x3", "1x1", "147,456", "replaced"]
     assert rows["Y"].split()[:5] == ["Y", "Nx16x8x8", "3x3", "2x2", "36,864"]
     assert rows["Y"].endswith("kept: stride 2x2 (--allow-strided)")
-    assert lines[10].startswith("replaced 3 of 8 conv layers (5 kept dense, 0 already HasteConv); 78.8% of 0.56 M")
-    assert lines[11] == f"wrote {out} (loads in onnxruntime)"
+    assert lines[10] == "plan: L=14, tile 4x4 on 3 layer(s); 5 Conv layer(s) kept"
+    assert lines[11].startswith("replaced 3 of 8 conv layers (5 kept dense, 0 already HasteConv); 78.8% of 0.56 M")
+    assert lines[12] == f"wrote {out} (loads in onnxruntime)"
     assert sha256_file(model_file) == before
     model = onnx.load(str(out))
     assert sum(n.op_type == "HasteConv" for n in model.graph.node) == 3

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from haste_onnx import data as hd
-from haste_onnx import imagenet_samples as ims
+from haste_onnx.data import fashion_mnist as fm
+from haste_onnx.data.idx import _IDX_STEMS
+from haste_onnx.data import imagenet_samples as ims
 
 
 # --------------------------------------------------------------------------
@@ -71,7 +73,7 @@ def _make_set(directory, n_train=12, n_test=8, gz=True, dot_names=False, seed=0)
     directory.mkdir(parents=True, exist_ok=True)
     out = {}
     for split, n in (("train", n_train), ("test", n_test)):
-        img_stem, lbl_stem = hd._IDX_STEMS[split]
+        img_stem, lbl_stem = _IDX_STEMS[split]
         if dot_names:
             img_stem, lbl_stem = img_stem.replace("-idx", ".idx"), lbl_stem.replace("-idx", ".idx")
         x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
@@ -86,7 +88,7 @@ def _make_set(directory, n_train=12, n_test=8, gz=True, dot_names=False, seed=0)
 @pytest.fixture
 def no_debian(monkeypatch, tmp_path):
     """Hide a system-wide /usr/share/datasets/fashion-mnist from the search."""
-    monkeypatch.setattr(hd, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-debian" / "fashion-mnist")
+    monkeypatch.setattr(fm, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-debian" / "fashion-mnist")
     monkeypatch.delenv("HASTE_ONNX_CACHE", raising=False)
 
 
@@ -106,7 +108,7 @@ def test_search_order_debian_before_cache(tmp_path, monkeypatch):
     deb = tmp_path / "usr-share" / "fashion-mnist"
     cache = tmp_path / "cache"
     ref_cache = _make_set(cache / "fashion-mnist", seed=1)
-    monkeypatch.setattr(hd, "DEBIAN_FASHION_MNIST_DIR", deb)
+    monkeypatch.setattr(fm, "DEBIAN_FASHION_MNIST_DIR", deb)
     assert hd.find_fashion_mnist(cache_dir=cache) == cache / "fashion-mnist"
     x, _ = hd.load_fashion_mnist("test", cache_dir=cache)
     np.testing.assert_array_equal(x, ref_cache["test"][0])
@@ -159,7 +161,7 @@ def test_fetch_flag_calls_fetcher(tmp_path, monkeypatch, no_debian):
         _make_set(tmp_path / "c" / "fashion-mnist", n_test=3)
         return tmp_path / "c" / "fashion-mnist"
 
-    monkeypatch.setattr(hd, "fetch_fashion_mnist", fake_fetch)
+    monkeypatch.setattr(fm, "fetch_fashion_mnist", fake_fetch)
     with pytest.raises(hd.DatasetNotFoundError):
         hd.load_fashion_mnist("test", cache_dir=tmp_path / "c")
     assert calls == []
@@ -177,8 +179,8 @@ def test_apt_mirror_parsing(monkeypatch):
         assert cmd[:2] == ["apt-get", "indextargets"]
         return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
 
-    monkeypatch.setattr(hd.subprocess, "run", fake_run)
-    assert hd._apt_mirrors() == [("http://deb.debian.org/debian", "bookworm"),
+    monkeypatch.setattr(fm.subprocess, "run", fake_run)
+    assert fm._apt_mirrors() == [("http://deb.debian.org/debian", "bookworm"),
                                  ("http://mirror.example/debian", "trixie")]
 
 
@@ -188,7 +190,7 @@ def test_fetch_returns_existing_cache_without_network(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("must not run apt-get when the cache is complete")
 
-    monkeypatch.setattr(hd.subprocess, "run", boom)
+    monkeypatch.setattr(fm.subprocess, "run", boom)
     assert hd.fetch_fashion_mnist(tmp_path) == tmp_path / "fashion-mnist"
 
 

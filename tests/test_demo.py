@@ -6,7 +6,8 @@ import pytest
 
 from haste_onnx import cli, zoo
 from haste_onnx import data as hd
-from test_eval import fake_fashion_mnist, net_file
+from haste_onnx.data import fashion_mnist as fm
+from conftest import fake_fashion_mnist, net_file
 
 FAST = ["--batch", 8, "--repeats", 2, "--warmup", 1, "--threads", 1]
 
@@ -19,7 +20,7 @@ def run(argv, capsys):
 
 @pytest.fixture
 def no_data(monkeypatch, tmp_path):
-    monkeypatch.setattr(hd, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(fm, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-debian")
     monkeypatch.setenv("HASTE_ONNX_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
 
@@ -31,7 +32,7 @@ def test_demo_prints_accuracy_macs_and_latency(tmp_path, capsys):
     lines = out.strip().splitlines()
     assert [line.split(":")[0] for line in lines] == ["model", "data", "rewrite", "accuracy", "conv MACs", "latency"]
     assert "20 images, fashion-mnist test split" in lines[1]
-    assert "2 of 4 conv layers -> HasteConv (L=3, tile 4x4" in lines[2]
+    assert "2 of 4 conv layers -> HasteConv (plan: L=3, tile 4x4" in lines[2]
     assert re.search(r"original \d+\.\d\d%, rewritten \d+\.\d\d% \([+-]\d+\.\d\d pt; predictions agree", lines[3])
     m = re.search(r"original ([\d.]+) M/image, rewritten ([\d.]+) M/image measured: cut ([\d.]+)%", lines[4])
     assert m and float(m.group(2)) < float(m.group(1)) and float(m.group(3)) > 10
@@ -58,7 +59,7 @@ def test_demo_fetches_missing_data_and_says_so(tmp_path, no_data, monkeypatch, c
         calls.append(cache_dir)
         return fake_fashion_mnist(hd.default_cache_dir() / "fashion-mnist", n_test=10)
 
-    monkeypatch.setattr(hd, "fetch_fashion_mnist", fake_fetch)
+    monkeypatch.setattr(fm, "fetch_fashion_mnist", fake_fetch)
     code, out, err = run(["demo", net_file(tmp_path)] + FAST, capsys)
     assert code == 0, err
     assert len(calls) == 1
@@ -80,7 +81,7 @@ def test_demo_fetch_failure(tmp_path, no_data, monkeypatch, capsys):
     def fail(*a, **k):
         raise RuntimeError("could not download Debian package dataset-fashion-mnist:\n  offline")
 
-    monkeypatch.setattr(hd, "fetch_fashion_mnist", fail)
+    monkeypatch.setattr(fm, "fetch_fashion_mnist", fail)
     code, out, err = run(["demo", net_file(tmp_path)], capsys)
     assert code == 3 and "could not fetch Fashion-MNIST" in err and "fetching" in out
 

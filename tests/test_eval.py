@@ -8,58 +8,22 @@ import pytest
 
 from haste_onnx import cli
 from haste_onnx import data as hd
-from haste_onnx.evaluate import (EvalOptions, add_stats_outputs, conv_layers, evaluate, paired_bootstrap,
-                                 prepare_images, wilson_interval)
-from haste_onnx.op.reference import STATS_FIELDS
-from haste_onnx.policy import Policy
+from haste_onnx.data.fashion_mnist import DEBIAN_FASHION_MNIST_DIR  # noqa: F401
+from haste_onnx.data import fashion_mnist as fm
+from haste_onnx.data.preprocess import prepare_images
+from haste_onnx.measure.conv_work import conv_layers
+from haste_onnx.measure.evaluate import EvalOptions, evaluate
+from haste_onnx.measure.instrument import add_stats_outputs
+from haste_onnx.measure.statistics import paired_bootstrap, wilson_interval
+from haste_onnx.op.stats import STATS_FIELDS
+from haste_onnx.plan import Policy
 from haste_onnx.rewrite import HashingOptions, rewrite_model
+from conftest import fake_fashion_mnist, net_file, net_model  # noqa: F401
 from models_inline import build, conv_w, run_ort, run_reference
 
 
 # Stem (kept dense), two 3x3 convs with 16 input channels (replaced by default), a 1x1 conv (kept),
 # global pooling and a linear classifier. Tanh keeps channels distinct (no all-zero ReLU channels).
-NET = """
-<ir_version: 8, opset_import: ["" : 17]>
-net (float[N,1,{h},{w}] input) => (float[N,10] logits) {{
-    a = Conv <pads = [1, 1, 1, 1]> (input, w0, b0)
-    a_t = Tanh (a)
-    c1 = Conv <pads = [1, 1, 1, 1]> (a_t, w1, b1)
-    c1_t = Tanh (c1)
-    c2 = Conv <pads = [1, 1, 1, 1]> (c1_t, w2, b2)
-    c2_t = Tanh (c2)
-    pw = Conv (c2_t, w3)
-    p = GlobalAveragePool (pw)
-    f = Flatten (p)
-    logits = Gemm <transB = 1> (f, wf, bf)
-}}
-"""
-NET_SHAPES = {"w0": conv_w(16, 1), "b0": [16], "w1": conv_w(16, 16), "b1": [16], "w2": conv_w(24, 16), "b2": [24],
-              "w3": conv_w(24, 24, 1), "wf": [10, 24], "bf": [10]}
-
-
-def net_model(h: int = 12, w: int = 12, seed: int = 0) -> onnx.ModelProto:
-    model = build(NET.format(h=h, w=w), NET_SHAPES, seed=seed)
-    for node in model.graph.node:
-        node.name = node.output[0]
-    return model
-
-
-def net_file(tmp_path: Path, h: int = 12, w: int = 12, name: str = "net.onnx") -> Path:
-    path = tmp_path / name
-    onnx.save(net_model(h, w), str(path))
-    return path
-
-
-def fake_fashion_mnist(directory: Path, n_test: int = 40, n_train: int = 8, seed: int = 0) -> Path:
-    """Random 28x28 uint8 images with random labels, in Fashion-MNIST's IDX layout (.gz)."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("test", n_test), ("train", n_train)):
-        stem = "t10k" if split == "test" else "train"
-        hd.write_idx(directory / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-        hd.write_idx(directory / f"{stem}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
-    return directory
-
-
 def run(argv, capsys):
     code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
@@ -69,7 +33,7 @@ def run(argv, capsys):
 @pytest.fixture
 def no_debian(monkeypatch, tmp_path):
     """No Debian data set and an empty cache, whatever this machine has."""
-    monkeypatch.setattr(hd, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-debian")
+    monkeypatch.setattr(fm, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-debian")
     monkeypatch.setenv("HASTE_ONNX_CACHE", str(tmp_path / "empty-cache"))
 
 
@@ -307,6 +271,6 @@ def test_fetch_data_failure_is_an_input_error(tmp_path, no_debian, monkeypatch, 
     def fail(*a, **k):
         raise RuntimeError("could not download Debian package dataset-fashion-mnist:\n  no network")
 
-    monkeypatch.setattr(hd, "fetch_fashion_mnist", fail)
+    monkeypatch.setattr(fm, "fetch_fashion_mnist", fail)
     code, _, err = run(["fetch-data", "fashion-mnist", "--cache-dir", tmp_path / "c"], capsys)
     assert code == 3 and "no network" in err and len(err.strip().splitlines()) == 1

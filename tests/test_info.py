@@ -2,7 +2,9 @@
 import json
 
 from haste_onnx.cli import main
-from haste_onnx.info import format_info, format_table, model_info
+from haste_onnx.commands.info import format_info
+from haste_onnx.commands.tables import format_table
+from haste_onnx.model_info import model_info
 from haste_onnx.rewrite import HashingOptions, rewrite_model
 from models_inline import chain_model, if_model, plain_model
 

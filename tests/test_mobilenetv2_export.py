@@ -35,7 +35,7 @@ def exp():
 
 @pytest.fixture(scope="module")
 def samples():
-    from haste_onnx import imagenet_samples as ims
+    from haste_onnx.data import imagenet_samples as ims
 
     if importlib.util.find_spec("PIL") is None:
         pytest.fail("Pillow is needed to decode the ImageNet samples: pip install Pillow")

@@ -5,10 +5,10 @@ import pytest
 from onnx import helper, numpy_helper
 
 from haste_onnx.check import check_load, check_model
-from haste_onnx.model_io import ModelRejected
+from haste_onnx.errors import ModelRejected
 from haste_onnx.op.geometry import DOMAIN, OP_TYPE, patch_size
 from haste_onnx.op.hyperplanes import draw_hyperplanes
-from haste_onnx.policy import Policy
+from haste_onnx.plan import Policy
 from haste_onnx.rewrite import HashingOptions, RejectedWithReport, rewrite_model
 from models_inline import (CHAIN_REPLACED, chain_model, no_conv_model, plain_model, random_input, run_ort,
                            run_reference)

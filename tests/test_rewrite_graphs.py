@@ -43,7 +43,7 @@ def test_conv_inside_if(weight_in_branch):
 
 
 def test_include_pattern_matches_the_subgraph_path():
-    _, report = rewrite_model(if_model(), policy=__import__("haste_onnx.policy").policy.Policy(include=["branch.*"]))
+    _, report = rewrite_model(if_model(), policy=__import__("haste_onnx.plan").plan.Policy(include=["branch.*"]))
     assert statuses(report)["branch.then_branch/inner"] == "replaced"
 
 

@@ -5,9 +5,9 @@ import pytest
 from onnx import helper
 
 from haste_onnx.check import check_load, check_model
-from haste_onnx.model_io import ModelRejected
+from haste_onnx.errors import ModelRejected
 from haste_onnx.op.geometry import DOMAIN
-from haste_onnx.policy import Policy
+from haste_onnx.plan import Policy
 from haste_onnx.rewrite import HashingOptions, rewrite_model, strip_model
 from models_inline import chain_model, constant_of_shape_model, if_model, plain_model, random_input, run_ort
 

@@ -6,7 +6,7 @@ import onnx
 import pytest
 
 from haste_onnx import cli, zoo
-from haste_onnx.model_io import InputError
+from haste_onnx.errors import InputError
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import data as hdata
+    from ..data import fashion_mnist as hdata
 
     existing = None
     if not args.force:

@@ -19,7 +19,7 @@ def status(key):
 
 
 model, batch, lib, threads, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-x = np.load(batch)
+x = np.load(batch, allow_pickle=False)
 rss_before = status("VmRSS")
 hwm_before = status("VmHWM")  # the peak so far: interpreter, numpy, onnxruntime imports
 try:  # reset the high-water mark (Linux >= 4.0), so VmHWM below is the peak since the session was made

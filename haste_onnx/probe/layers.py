@@ -70,7 +70,7 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, plan: Plan, candida
         for tile in tiles:
             one = plan.only(layer.site, replace(layer.settings, hyperplanes=candidates[0], tile=tile))
             rewritten, _ = rewrite_model(model, one)
-            run = _LayerRun(rewritten, threads)
+            run = _LayerRun(rewritten, layer.site, threads)
             for count in candidates:
                 disturbance, saved, probe.dense_macs = run.measure(images, batch, reference, count, run.seed,
                                                                    layer.settings.sparsity)
@@ -88,15 +88,18 @@ class _LayerRun:
     input, so that one session serves every candidate L (the op takes L from that input's shape); its `stats`
     are an output."""
 
-    def __init__(self, model: onnx.ModelProto, threads: Optional[int]):
+    def __init__(self, model: onnx.ModelProto, site: str, threads: Optional[int]):
         from ..measure.instrument import add_stats_outputs
         from ..measure.predictor import Predictor
-        from ..rewrite.analysis import is_haste
+        from ..plan.build import site_keys
+        from ..rewrite.analysis import collect, is_haste
 
+        sites = collect(model)
+        output = dict(zip(site_keys(sites), sites))[site].node.output[0]
         measured, pairs = add_stats_outputs(model)
-        node = next((n for n in measured.graph.node if is_haste(n)), None)
+        node = next((n for n in measured.graph.node if is_haste(n) and n.output[0] == output), None)
         if node is None:
-            raise ValueError("the probe measures layers of the main graph only; this one is inside a subgraph")
+            raise ValueError(f"the probe measures layers of the main graph only; {site} is inside a subgraph")
         self.seed = next(a.i for a in node.attribute if a.name == "seed")
         self.planes_name = node.input[3]
         graph = measured.graph
