@@ -5,7 +5,7 @@
 
 Each layer the default policy (plus strided convs) replaces is rewritten alone at
 L hyperplanes and run on three probes: the two noises of
-`haste_onnx.allocate.synthetic_probe` (smooth, the default, and blocky, the
+`haste_onnx.probe.images.synthetic_probe` (smooth, the default, and blocky, the
 first) and the first Fashion-MNIST training images. Per layer it prints the
 output disturbance and the net MACs saved on each; then, per noise, the
 Pearson and Spearman correlations of disturbance per MAC saved (what the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +24,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DEFAULT_MODEL = ROOT.parent / "shared" / "models" / "resnet18_fmnist.onnx"
+# the shared models folder: $HASTE_ONNX_MODELS, else ../shared/models beside the repository
+DEFAULT_MODEL = Path(os.environ.get("HASTE_ONNX_MODELS", ROOT.parent / "shared" / "models")) / "resnet18_fmnist.onnx"
 
 
 def ranks(v: np.ndarray) -> np.ndarray:
@@ -31,11 +33,11 @@ def ranks(v: np.ndarray) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    from haste_onnx.allocate import probe_images, probe_layers
-    from haste_onnx.evaluate import versions
+    from haste_onnx.measure.versions import versions
     from haste_onnx.model_io import load_model
-    from haste_onnx.policy import Policy
-    from haste_onnx.rewrite.conv_to_haste import HashingOptions
+    from haste_onnx.plan import HashingOptions, Policy, plan_model
+    from haste_onnx.probe.images import probe_images
+    from haste_onnx.probe.layers import probe_layers
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", nargs="?", default=str(DEFAULT_MODEL))
@@ -44,13 +46,15 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "probe_check.json"))
     args = p.parse_args(argv)
+    if not Path(args.model).is_file():
+        p.error(f"model {args.model} not found: pass its path, or set HASTE_ONNX_MODELS to the shared models folder")
     model = load_model(args.model).model
     options, policy = HashingOptions(hyperplanes=args.L), Policy(allow_strided=True)
     table = {}
     probes_run = ("synthetic", "synthetic-blocky", "fashion-mnist-train")
     for probe in probes_run:
         images, _, _ = probe_images(model, probe, args.images)
-        probes, _ = probe_layers(model, images, options, policy, [args.L], args.threads)
+        probes, _ = probe_layers(model, images, plan_model(model, options, policy), [args.L], args.threads)
         table[probe] = {q.node: q.choices[(args.L, tuple(options.tile))] for q in probes}
     nodes = list(table["fashion-mnist-train"])
     per_mac = {k: np.array([table[k][n][0] / max(table[k][n][1], 1.0) for n in nodes]) for k in table}

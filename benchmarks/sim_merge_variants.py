@@ -28,6 +28,7 @@ Results: docs/ablations.md.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -35,7 +36,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DEFAULT_MODEL = ROOT.parent / "shared" / "models" / "resnet18_fmnist.onnx"
+# the shared models folder: $HASTE_ONNX_MODELS, else ../shared/models beside the repository
+DEFAULT_MODEL = Path(os.environ.get("HASTE_ONNX_MODELS", ROOT.parent / "shared" / "models")) / "resnet18_fmnist.onnx"
 
 
 def layer_inputs(model_path: str, names, count: int):
@@ -153,6 +155,8 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=20)
     p.add_argument("--seeds", type=int, default=1, help="hyperplane seeds to average over (default 1: seed 0)")
     args = p.parse_args(argv)
+    if not Path(args.model).is_file():
+        p.error(f"model {args.model} not found: pass its path, or set HASTE_ONNX_MODELS to the shared models folder")
     for name, (a, W) in layer_inputs(args.model, args.layers, args.images).items():
         P = patches(a)
         print(f"{name}: input {a.shape}, {P.shape[0]} tiles", flush=True)

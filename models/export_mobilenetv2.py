@@ -10,7 +10,7 @@ state dict loads strictly.
 Output: ONNX opset 17, IR version 8, input 'input' [N,3,224,224] float32
 (dynamic N), output 'logits' [N,1000]; BatchNorm folded into the Conv
 weights in torch before export. ImageNet preprocessing:
-haste_onnx.imagenet_samples.preprocess_imagenet.
+haste_onnx.data.imagenet_samples.preprocess_imagenet.
 
   python models/export_mobilenetv2.py ~/.cache/haste-onnx/models/mobilenet_v2.onnx --eval
 """
@@ -175,7 +175,7 @@ def evaluate(onnx_path: Path, source=None, threads: int = 2):
 
     if str(_REPO) not in sys.path:
         sys.path.insert(0, str(_REPO))
-    from haste_onnx.imagenet_samples import load_imagenet_samples
+    from haste_onnx.data.imagenet_samples import load_imagenet_samples
 
     x, y = load_imagenet_samples(source)
     so = ort.SessionOptions()
