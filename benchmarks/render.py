@@ -29,7 +29,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "results.md"
 SVG = ROOT / "docs" / "tradeoff.svg"
 SEEDS = (0, 1, 2)
-COMMANDS = "python benchmarks/measure.py --models-dir ../shared/models --rerun && python benchmarks/render.py"
 
 # ---- loading and summarising the stored files ----------------------------------------------------
 
