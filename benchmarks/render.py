@@ -421,7 +421,7 @@ def render(results: Path = RESULTS, grid: Optional[dict] = None, bench_dir: Opti
       "(Fashion-MNIST ResNet-18/20): they frame what to aim for, they are not a like-for-like comparison.")
     w("")
     out.extend(latency_section(results, bench_dir))
-    out.extend(missing_section(r18, r18s, r20, mn))
+    out.extend(missing_section(r18, r18s, r20, mn, r18a))
     w(runtime_section(rows))
     return {DOC.name: "\n".join(out).rstrip() + "\n", **({SVG.name: svg_text} if svg_text else {})}
 
@@ -604,7 +604,7 @@ def summary_section(r18, r18s, r20, mn, r18a=(), r18o=(), r20d=(), SIMULATION_RE
     return out
 
 
-def missing_section(r18, r18s, r20, mn) -> List[str]:
+def missing_section(r18, r18s, r20, mn, r18a=()) -> List[str]:
     """What the grid did not cover, stated from the stored files."""
     out = ["## Not covered", ""]
     want18 = {16, 14, 12, 10, 8}
@@ -627,9 +627,12 @@ def missing_section(r18, r18s, r20, mn) -> List[str]:
         out.append("- MobileNetV2: not measured.")
     out.append("- Sparsity is 0.6667 everywhere on the Fashion-MNIST models; tiles other than 2x2 and 4x4, and other "
                "sparsities, were tried on 2,000 images only (docs/ablations.md).")
-    out.append("- With `--seeds`, the probe rows choose L once (hyperplane seed 0) and every seed keeps that choice, "
-               "as `haste-onnx eval --seeds` does; a user who rewrites with `--seed 1` gets a choice probed with "
-               "seed 1's hyperplanes.")
+    once = [r["tag"] for r in r18a if len(r["runs"]) > 1
+            and any(x.get("allocation") and "probe_seed" not in x for x in r["runs"])]
+    if once:
+        out.append(f"- {', '.join(f'`{t}`' for t in once)}: stored from runs that chose L once (hyperplane seed 0) "
+                   "for every seed; `haste-onnx eval --seeds` (and so `benchmarks/measure.py`) now probes each seed "
+                   "with its own hyperplanes, as `haste-onnx rewrite --seed S` does.")
     out.append("- No ResNet-34 of our own: issue #8 names it only if trained, and training it needs a GPU.")
     out.append("- The FLOPs in the accuracy tables are counted MACs, not time; latency is in its own section, "
                "measured on one batch.")
