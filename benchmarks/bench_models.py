@@ -1,43 +1,41 @@
 #!/usr/bin/env python3
-"""Whole-model latency of HASTE: `haste-onnx bench` for ResNet-20 and ResNet-18, written to benchmarks/results/.
+"""Whole-model latency of HASTE: `haste-onnx bench` for ResNet-20 and ResNet-18, rendered to docs/bench.md.
 
 One command (from the repository root):
 
-    python benchmarks/bench_models.py [--resnet18 PATH] [--repeats 50] [--clock auto]
+    python benchmarks/bench_models.py --models-dir ../shared/models [--repeats 50] [--clock auto]
 
-For each model (the bundled ResNet-20, and ResNet-18 from
-`../shared/models/resnet18_fmnist.onnx` or `--resnet18 PATH`, or the zoo
-name `resnet18`), batch 1 and 8, and 2 and 1 intra-op threads, and for the
-same ResNet-18 with a 224x224 input (`resnet18_224`, the test images
-resized; batch 1), it runs
-`haste_onnx.bench.bench` (what `haste-onnx bench MODEL --json` prints) with
-the rewriter's default settings (L per layer from the data-free probe, as
-`haste-onnx bench MODEL` chooses it; probed once per model and input size)
-on the first Fashion-MNIST test images. Each run
-is stored as `benchmarks/results/bench_<model>_b<B>_t<T>.json`, and the
-markdown table `benchmarks/results/bench.md` is rendered from those files
-(`--render-only` renders without measuring).
+For each model (the bundled ResNet-20; the ResNet-18 of record, `resnet18_fmnist.onnx` in the shared
+models folder given by `--models-dir DIR` or `$HASTE_ONNX_MODELS`, or `--resnet18 PATH`), batch 1 and 8,
+and 2 and 1 intra-op threads, and for the same ResNet-18 with a 224x224 input (`resnet18_224`, the
+test images resized; batch 1), it runs `haste-onnx bench MODEL --batch B --threads T ... --json` as a
+subprocess (`<python> -m haste_onnx.cli`; the CLI only, no package internals) with the rewriter's
+default settings (L per layer from the data-free probe) on the first Fashion-MNIST test images. Each
+run is stored, trimmed to what the table shows plus its argv, as
+`benchmarks/results/bench_<model>_b<B>_t<T>.json`, and the markdown table docs/bench.md is rendered from
+those files (`--render-only` renders without measuring; docs/results.md includes the same table).
 
-`--clock auto` (the default) times runs with 1 thread with the process CPU
-clock (robust to other processes on a shared machine) and runs with 2
-threads with the wall clock; `--clock wall` or `--clock cpu` uses one clock
-for all. These are not timed tests: the numbers are ratios measured on one
-machine, and the files say which.
+`--clock auto` (the default) times runs with 1 thread with the process CPU clock (robust to other
+processes on a shared machine) and runs with 2 threads with the wall clock; `--clock wall` or
+`--clock cpu` uses one clock for all. These are not timed tests: the numbers are ratios measured on
+one machine, and the files say which.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 RESULTS = ROOT / "benchmarks" / "results"
-DEFAULT_RESNET18 = ROOT.parent / "shared" / "models" / "resnet18_fmnist.onnx"
+DOC = ROOT / "docs" / "bench.md"
+MODELS_ENV = "HASTE_ONNX_MODELS"
+RESNET18_FILE = "resnet18_fmnist.onnx"
 BATCHES = (1, 8)
 THREADS = (2, 1)
 
@@ -53,69 +51,68 @@ def git_state() -> dict:
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
 
 
-def model_spec(name: str, resnet18: str):
-    if name == "resnet20":
-        return "resnet20"
-    path = Path(resnet18).expanduser() if resnet18 else DEFAULT_RESNET18
-    return str(path) if path.is_file() or resnet18 else "resnet18"
+def resnet18_path(resnet18: str | None, models_dir: str | None) -> Path:
+    """The ResNet-18 of record: --resnet18 PATH, else resnet18_fmnist.onnx in --models-dir or $HASTE_ONNX_MODELS;
+    a one-line error when neither is given or the file is missing."""
+    if resnet18:
+        path = Path(resnet18).expanduser()
+    else:
+        folder = models_dir or os.environ.get(MODELS_ENV)
+        if not folder:
+            raise SystemExit(f"bench_models.py: error: the ResNet-18 needs the shared models folder: pass "
+                             f"--models-dir DIR or set {MODELS_ENV}=DIR (e.g. ../shared/models), or --resnet18 PATH")
+        path = Path(folder).expanduser() / RESNET18_FILE
+    if not path.is_file():
+        raise SystemExit(f"bench_models.py: error: {path} is missing")
+    return path
 
 
-_ALLOCATIONS = {}  # model name -> (hashing options, policy, allocation JSON, probe seconds): the probe runs once
-
-
-def default_options(name: str, model, mean, std):
-    """The rewriter's defaults for `model`, exactly as `haste-onnx bench MODEL` resolves them."""
-    from haste_onnx.cli import allocated_options, build_parser
-
-    if name not in _ALLOCATIONS:
-        args = build_parser().parse_args(["bench", "model"])
-        say = lambda text: print(f"  {text}", file=sys.stderr, flush=True)  # noqa: E731
-        start = time.time()
-        hashing, policy, allocation = allocated_options(args, model, 2, mean, std, say)
-        _ALLOCATIONS[name] = (hashing, policy, allocation.to_json() if allocation is not None else None,
-                              time.time() - start)
-    return _ALLOCATIONS[name]
-
-
-def measure(name: str, spec: str, batch: int, threads: int, args) -> dict:
-    from haste_onnx import data as hd
-    from haste_onnx.allocate import allocation_line
-    from haste_onnx.bench import BenchOptions, bench, versions
-    from haste_onnx.eval_command import load_named_model
-    from haste_onnx.evaluate import prepare_images
-
-    loaded, entry = load_named_model(spec)
-    model = loaded.model if name != "resnet18_224" else at_input_size(loaded.model, 224)
-    directory = hd.find_fashion_mnist(args.data_dir, split="test")
-    raw, _ = hd.load_idx_dataset(directory, "test")
-    mean, std = (entry.mean, entry.std) if entry else ((hd.FASHION_MNIST_MEAN,), (hd.FASHION_MNIST_STD,))
-    images = prepare_images(raw[:batch], model, mean, std)  # 224: 28x28 resized bilinearly
-    cpu = args.clock == "cpu" or (args.clock == "auto" and threads == 1)
-    hashing, policy, allocation, probe_seconds = default_options(name, model, mean, std)
-    if allocation is not None:
-        print(f"  {allocation_line(allocation)}", file=sys.stderr, flush=True)
-    options = BenchOptions(hashing=hashing, policy=policy, batch=batch, threads=threads, warmup=args.warmup,
-                           repeats=args.repeats, cpu_time=cpu, profile_runs=args.profile_runs)
-    start = time.time()
-    result = bench(model, images, options)
-    return {"command": "bench", "model": str(loaded.path), "model_name": name, "versions": versions(),
-            "git": git_state(), "seconds": time.time() - start,
-            "data": {"source": "fashion-mnist", "split": "test", "where": str(directory), "images": batch,
-                     "mean": list(mean), "std": list(std)},
-            "allocation": allocation, "probe_seconds": probe_seconds, **result}
-
-
-def at_input_size(model, size: int):
+def at_input_size(src: Path, size: int, dest: Path) -> Path:
     """A copy of a fully convolutional model (global pooling before the classifier) with an HxW = size input."""
     import onnx
 
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    dims = out.graph.input[0].type.tensor_type.shape.dim
+    model = onnx.load(str(src))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
     dims[2].dim_value = size
     dims[3].dim_value = size
-    del out.graph.value_info[:]  # shapes are inferred again for the new size
-    return out
+    del model.graph.value_info[:]  # shapes are inferred again for the new size
+    onnx.save(model, str(dest))
+    return dest
+
+
+def bench_argv(model: str, batch: int, threads: int, args) -> list:
+    cpu = args.clock == "cpu" or (args.clock == "auto" and threads == 1)
+    argv = ["bench", model, "--batch", str(batch), "--threads", str(threads), "--warmup", str(args.warmup),
+            "--repeats", str(args.repeats), "--profile-runs", str(args.profile_runs)]
+    argv += ["--cpu-time"] if cpu else []
+    argv += ["--data-dir", args.data_dir] if args.data_dir else []
+    return argv + ["--json"]
+
+
+def trim(doc: dict) -> dict:
+    """What the table shows, from a `bench --json` object (and the row's name, argv and git state)."""
+    lat, prof, mem = doc["latency"], doc.get("profile"), doc.get("memory")
+    return {"model_name": doc["model_name"], "argv": doc.get("argv"), "model": doc["model"], "git": doc.get("git"),
+            "seconds": doc.get("seconds"), "versions": doc["versions"],
+            "settings": {k: doc["settings"][k] for k in ("batch", "threads", "clock")},
+            "latency_original_ms": doc["latency_original_ms"], "latency_rewritten_ms": doc["latency_rewritten_ms"],
+            "speedup": doc["speedup"], "latency": {"pair_speedup": {k: lat["pair_speedup"][k] for k in ("p25", "p75")}},
+            "ideal": {k: doc["ideal"][k] for k in ("reduction", "speedup", "measured_over_ideal",
+                                                   "conv_share_original", "amdahl_speedup")},
+            "profile": {"replaced_speedup": prof["replaced_speedup"]} if prof else None,
+            "memory": {k: mem[k] for k in ("original_peak_mb", "rewritten_peak_mb")} if mem else None,
+            **({"probe_seconds": doc["probe_seconds"]} if doc.get("probe_seconds") is not None else {})}
+
+
+def measure(name: str, model: str, batch: int, threads: int, args) -> dict:
+    argv = bench_argv(model, batch, threads, args)
+    start = time.time()
+    proc = subprocess.run([args.python, "-m", "haste_onnx.cli", *argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise SystemExit(f"bench_models.py: error: `haste-onnx {' '.join(argv)}` exited with {proc.returncode}: {tail}")
+    doc = json.loads(proc.stdout)
+    return trim({**doc, "model_name": name, "argv": argv, "git": git_state(), "seconds": time.time() - start})
 
 
 def _x(v) -> str:
@@ -178,8 +175,8 @@ def render(files) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--resnet18", default=None, metavar="PATH",
-                        help=f"ResNet-18 ONNX file (default {DEFAULT_RESNET18}, else the zoo's resnet18)")
+    parser.add_argument("--models-dir", default=None, help=f"the shared models folder (default ${MODELS_ENV})")
+    parser.add_argument("--resnet18", default=None, metavar="PATH", help=f"the ResNet-18 (default <models dir>/{RESNET18_FILE})")
     parser.add_argument("--models", nargs="+", default=["resnet20", "resnet18", "resnet18_224"],
                         choices=["resnet20", "resnet18", "resnet18_224"],
                         help="resnet18_224: the ResNet-18 with a 224x224 input (the test images resized), batch 1 only")
@@ -191,26 +188,31 @@ def main(argv=None) -> int:
     parser.add_argument("--clock", choices=["auto", "wall", "cpu"], default="auto",
                         help="auto: CPU clock with 1 thread, wall clock otherwise (default)")
     parser.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder (default: the usual places)")
+    parser.add_argument("--python", default=sys.executable, help="the Python whose haste_onnx runs (default this one)")
     parser.add_argument("--out", default=str(RESULTS), help="results folder (default benchmarks/results)")
-    parser.add_argument("--render-only", action="store_true", help="only render bench.md from the stored files")
+    parser.add_argument("--doc", default=str(DOC), help="the markdown table (default docs/bench.md)")
+    parser.add_argument("--render-only", action="store_true", help="only render the table from the stored files")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not args.render_only:
-        for name in args.models:
-            spec = model_spec(name, args.resnet18)
-            for threads in args.threads:
-                for batch in (args.batches if name != "resnet18_224" else [1]):
-                    print(f"{name} ({spec}), batch {batch}, {threads} threads ...", file=sys.stderr, flush=True)
-                    doc = measure(name, spec, batch, threads, args)
-                    path = out / f"bench_{name}_b{batch}_t{threads}.json"
-                    path.write_text(json.dumps(doc, indent=1) + "\n")
-                    print(f"  {doc['latency_original_ms']:.3f} ms -> {doc['latency_rewritten_ms']:.3f} ms, "
-                          f"speed-up {doc['speedup']:.2f}x, ideal {doc['ideal']['speedup']:.2f}x -> {path.name}",
-                          file=sys.stderr, flush=True)
+        r18 = resnet18_path(args.resnet18, args.models_dir) if {"resnet18", "resnet18_224"} & set(args.models) else None
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.models:
+                model = ("resnet20" if name == "resnet20" else str(r18) if name == "resnet18"
+                         else str(at_input_size(r18, 224, Path(tmp) / "resnet18_224.onnx")))
+                for threads in args.threads:
+                    for batch in (args.batches if name != "resnet18_224" else [1]):
+                        print(f"{name} ({model}), batch {batch}, {threads} threads ...", file=sys.stderr, flush=True)
+                        doc = measure(name, model, batch, threads, args)
+                        path = out / f"bench_{name}_b{batch}_t{threads}.json"
+                        path.write_text(json.dumps(doc, indent=1) + "\n")
+                        print(f"  {doc['latency_original_ms']:.3f} ms -> {doc['latency_rewritten_ms']:.3f} ms, "
+                              f"speed-up {doc['speedup']:.2f}x, ideal {doc['ideal']['speedup']:.2f}x -> {path.name}",
+                              file=sys.stderr, flush=True)
     files = sorted(out.glob("bench_*.json"))
-    (out / "bench.md").write_text(render(files))
-    print(f"wrote {out / 'bench.md'} from {len(files)} result files", file=sys.stderr)
+    Path(args.doc).write_text(render(files))
+    print(f"wrote {args.doc} from {len(files)} result files", file=sys.stderr)
     return 0
 
 
