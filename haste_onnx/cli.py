@@ -71,7 +71,9 @@ def _explicit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> set:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand's parser, so the error names the subcommand
+        args._parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.explicit = _explicit(args._parser, args)
     try:
         return int(args.run(args))
