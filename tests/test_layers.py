@@ -76,3 +76,24 @@ def test_the_import_check_sees_relative_and_absolute_imports():
         assert [part for _, part in imported_parts(fake)] == ["commands", "cli", "probe", "commands", "op"]
     finally:
         fake.unlink()
+
+
+def test_the_readme_layout_names_what_the_tree_holds():
+    """Every file and folder the README's layout names exists, and every part of the package is named."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```")[1]
+    top, inside = set(), set()
+    for line in block.strip("\n").splitlines():
+        names = []
+        for word in line.split():
+            if not word.endswith((".py", ".py,", "/")):
+                break
+            names.append(word.rstrip(","))
+        (inside if line.startswith(" ") else top).update(names)
+    for name in top:
+        assert (PACKAGE.parent / name).exists(), name
+    for name in inside:
+        assert (PACKAGE / name).exists(), name
+    parts = {p.name + ("/" if p.is_dir() else "") for p in PACKAGE.iterdir()
+             if p.name not in ("__init__.py", "__pycache__", "lib")}
+    assert parts <= inside, parts - inside
