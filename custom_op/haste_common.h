@@ -1,5 +1,5 @@
-// Tile geometry and attribute checks of HasteConv, shared by the CPU and CUDA
-// kernels and the op class. No ONNX Runtime types here (docs/op_spec.md).
+// Tile geometry and attribute checks of HasteConv, shared by the CPU kernel
+// and the op class. No ONNX Runtime types here (docs/op_spec.md).
 #pragma once
 
 #include <cstdint>

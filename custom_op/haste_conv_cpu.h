@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "haste_common.h"
+#include "haste_stats.h"
 
 namespace haste {
 
@@ -73,33 +74,12 @@ struct PackedHyperplanes {
   std::vector<float> nz_sign;
 };
 
-// Work counted by the kernel on the real inputs (the optional `stats` output).
-// MACs count only outputs inside the image; ops are additions or multiplies.
-struct HasteStats {
-  int64_t dense_macs = 0;       // what Conv would do
-  int64_t haste_macs = 0;       // the convolution of merged channels
-  int64_t centering_ops = 0;    // channel means and subtraction
-  int64_t hashing_ops = 0;      // ternary projections
-  int64_t merge_ops = 0;        // merged inputs and filters
-  int64_t merged_channels = 0;  // sum over tiles of C'
-  int64_t channels = 0;         // sum over tiles of C_in/group
-  static constexpr int kCount = 7;
-  void Add(const HasteStats& o) {
-    dense_macs += o.dense_macs;
-    haste_macs += o.haste_macs;
-    centering_ops += o.centering_ops;
-    hashing_ops += o.hashing_ops;
-    merge_ops += o.merge_ops;
-    merged_channels += o.merged_channels;
-    channels += o.channels;
-  }
-};
-
 void PackWeights(const float* w, int64_t out_channels, int64_t group_in, int64_t kernel_area, int64_t groups,
                  PackedWeights* out);
 void PackHyperplanes(const float* h, int64_t count, int64_t dim, PackedHyperplanes* out);
 
-// Runs `fn(i)` for i in [0, total), possibly in parallel.
+// Runs `fn(i)` for i in [0, total), possibly in parallel. After a failure it
+// may run nothing more; the caller then reports that first failure.
 using ParallelFor = std::function<void(size_t total, void (*fn)(void*, size_t), void* data)>;
 
 // y = HasteConv(x) for a whole batch; bias and residual (z, y's shape, added

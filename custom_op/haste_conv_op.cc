@@ -35,35 +35,6 @@ bool TryRead(Getter getter) {
   return false;
 }
 
-// An array attribute through the C API getter for its element type (size first, then the values).
-template <typename T, typename Getter>
-bool ReadArray(const OrtKernelInfo* info, const char* name, Getter get, std::vector<T>* out) {
-  size_t size = 0;
-  if (!TryRead([&] { return (g_ort->*get)(info, name, nullptr, &size); })) return false;
-  std::vector<T> values(size);
-  if (size && !TryRead([&] { return (g_ort->*get)(info, name, values.data(), &size); })) return false;
-  *out = values;
-  return true;
-}
-
-bool ReadInts(const OrtKernelInfo* info, const char* name, std::vector<int64_t>* out) {
-  return ReadArray(info, name, &OrtApi::KernelInfoGetAttributeArray_int64, out);
-}
-
-bool ReadFloats(const OrtKernelInfo* info, const char* name, std::vector<float>* out) {
-  return ReadArray(info, name, &OrtApi::KernelInfoGetAttributeArray_float, out);
-}
-
-bool ReadString(const OrtKernelInfo* info, const char* name, std::string* out) {
-  size_t size = 0;
-  if (!TryRead([&] { return g_ort->KernelInfoGetAttribute_string(info, name, nullptr, &size); })) return false;
-  std::string value(size, '\0');
-  if (!TryRead([&] { return g_ort->KernelInfoGetAttribute_string(info, name, value.data(), &size); })) return false;
-  value.resize(std::strlen(value.c_str()));
-  *out = value;
-  return true;
-}
-
 OrtStatus* ShapeOf(const OrtValue* value, std::vector<int64_t>* shape, ONNXTensorElementDataType* type) {
   OrtTensorTypeAndShapeInfo* info = nullptr;
   HASTE_RETURN_IF_ERROR(g_ort->GetTensorTypeAndShape(value, &info));
@@ -78,43 +49,143 @@ OrtStatus* ShapeOf(const OrtValue* value, std::vector<int64_t>* shape, ONNXTenso
   return status;
 }
 
-// Attribute reading for output shape inference (C API: the C++ helper drops
-// symbolic dimensions). A missing attribute returns false and leaves `out`.
-const OrtOpAttr* InferAttr(const OrtShapeInferContext* ctx, const char* name) {
-  const OrtOpAttr* attr = nullptr;
-  return TryRead([&] { return g_ort->ShapeInferContext_GetAttribute(ctx, name, &attr); }) ? attr : nullptr;
-}
+// Where attributes come from: the kernel's OrtKernelInfo at session creation,
+// or the OrtShapeInferContext of output shape inference (C API: the C++ helper
+// drops symbolic dimensions). Each getter returns false for a missing
+// attribute and then leaves `out` as it was.
+class AttrSource {
+ public:
+  virtual ~AttrSource() = default;
+  virtual bool Int(const char* name, int64_t* out) const = 0;
+  virtual bool Ints(const char* name, std::vector<int64_t>* out) const = 0;
+  virtual bool Floats(const char* name, std::vector<float>* out) const = 0;
+  virtual bool String(const char* name, std::string* out) const = 0;
+};
 
-// Reads an attribute of `type` into `data`, asking for its size first (strings, lists).
-template <typename Buffer>
-bool ReadAttr(const OrtOpAttr* attr, OrtOpAttrType type, Buffer* buffer) {
-  size_t bytes = 0;
-  TryRead([&] { return g_ort->ReadOpAttr(attr, type, nullptr, 0, &bytes); });  // fails, but gives the size
-  buffer->resize(bytes / sizeof((*buffer)[0]));
-  return bytes == 0 || TryRead([&] { return g_ort->ReadOpAttr(attr, type, buffer->data(), bytes, &bytes); });
-}
+class KernelInfoAttrs final : public AttrSource {
+ public:
+  explicit KernelInfoAttrs(const OrtKernelInfo* info) : info_(info) {}
+  bool Int(const char* name, int64_t* out) const override {
+    int64_t value = 0;
+    if (!TryRead([&] { return g_ort->KernelInfoGetAttribute_int64(info_, name, &value); })) return false;
+    *out = value;
+    return true;
+  }
+  bool Ints(const char* name, std::vector<int64_t>* out) const override {
+    return Array(name, &OrtApi::KernelInfoGetAttributeArray_int64, out);
+  }
+  bool Floats(const char* name, std::vector<float>* out) const override {
+    return Array(name, &OrtApi::KernelInfoGetAttributeArray_float, out);
+  }
+  bool String(const char* name, std::string* out) const override {
+    size_t size = 0;
+    if (!TryRead([&] { return g_ort->KernelInfoGetAttribute_string(info_, name, nullptr, &size); })) return false;
+    std::string value(size, '\0');
+    if (!TryRead([&] { return g_ort->KernelInfoGetAttribute_string(info_, name, value.data(), &size); })) return false;
+    value.resize(std::strlen(value.c_str()));
+    *out = value;
+    return true;
+  }
 
-bool ReadInferInts(const OrtShapeInferContext* ctx, const char* name, std::vector<int64_t>* out) {
-  const OrtOpAttr* attr = InferAttr(ctx, name);
-  std::vector<int64_t> values;
-  if (!attr || !ReadAttr(attr, ORT_OP_ATTR_INTS, &values)) return false;
-  *out = values;
-  return true;
-}
+ private:
+  // Through the C API getter for the element type: the size first, then the values.
+  template <typename T, typename Getter>
+  bool Array(const char* name, Getter get, std::vector<T>* out) const {
+    size_t size = 0;
+    if (!TryRead([&] { return (g_ort->*get)(info_, name, nullptr, &size); })) return false;
+    std::vector<T> values(size);
+    if (size && !TryRead([&] { return (g_ort->*get)(info_, name, values.data(), &size); })) return false;
+    *out = values;
+    return true;
+  }
+  const OrtKernelInfo* info_;
+};
 
-bool ReadInferInt(const OrtShapeInferContext* ctx, const char* name, int64_t* out) {
-  const OrtOpAttr* attr = InferAttr(ctx, name);
-  size_t bytes = 0;
-  return attr && TryRead([&] { return g_ort->ReadOpAttr(attr, ORT_OP_ATTR_INT, out, sizeof(int64_t), &bytes); });
-}
+class ShapeInferAttrs final : public AttrSource {
+ public:
+  explicit ShapeInferAttrs(const OrtShapeInferContext* ctx) : ctx_(ctx) {}
+  bool Int(const char* name, int64_t* out) const override {
+    const OrtOpAttr* attr = Find(name);
+    int64_t value = 0;
+    size_t bytes = 0;
+    if (!attr || !TryRead([&] { return g_ort->ReadOpAttr(attr, ORT_OP_ATTR_INT, &value, sizeof(value), &bytes); }))
+      return false;
+    *out = value;
+    return true;
+  }
+  bool Ints(const char* name, std::vector<int64_t>* out) const override { return List(name, ORT_OP_ATTR_INTS, out); }
+  bool Floats(const char* name, std::vector<float>* out) const override {
+    return List(name, ORT_OP_ATTR_FLOATS, out);
+  }
+  bool String(const char* name, std::string* out) const override {
+    std::string value;
+    if (!List(name, ORT_OP_ATTR_STRING, &value)) return false;
+    value.resize(std::strlen(value.c_str()));
+    *out = value;
+    return true;
+  }
 
-bool ReadInferString(const OrtShapeInferContext* ctx, const char* name, std::string* out) {
-  const OrtOpAttr* attr = InferAttr(ctx, name);
-  std::string value;
-  if (!attr || !ReadAttr(attr, ORT_OP_ATTR_STRING, &value)) return false;
-  value.resize(std::strlen(value.c_str()));
-  *out = value;
-  return true;
+ private:
+  const OrtOpAttr* Find(const char* name) const {
+    const OrtOpAttr* attr = nullptr;
+    return TryRead([&] { return g_ort->ShapeInferContext_GetAttribute(ctx_, name, &attr); }) ? attr : nullptr;
+  }
+  // A string or list: its size first (that call fails, but gives the size), then the values.
+  template <typename Buffer>
+  bool List(const char* name, OrtOpAttrType type, Buffer* out) const {
+    const OrtOpAttr* attr = Find(name);
+    if (!attr) return false;
+    size_t bytes = 0;
+    TryRead([&] { return g_ort->ReadOpAttr(attr, type, nullptr, 0, &bytes); });
+    Buffer buffer(bytes / sizeof((*out)[0]), {});
+    if (bytes && !TryRead([&] { return g_ort->ReadOpAttr(attr, type, &buffer[0], bytes, &bytes); })) return false;
+    *out = buffer;
+    return true;
+  }
+  const OrtShapeInferContext* ctx_;
+};
+
+// Reads and checks every HasteConv attribute (missing ones keep HasteAttrs'
+// defaults): the one reader of shape inference and kernel creation. Returns
+// an empty string or the problem.
+std::string ReadAttrs(const AttrSource& src, HasteAttrs* a) {
+  std::string auto_pad;
+  if (src.String("auto_pad", &auto_pad) && !ParseAutoPad(auto_pad, &a->auto_pad))
+    return "unknown auto_pad '" + auto_pad + "'";
+  src.Ints("kernel_shape", &a->kernel_shape);
+  src.Ints("strides", &a->strides);
+  src.Ints("dilations", &a->dilations);
+  src.Ints("pads", &a->pads);
+  src.Ints("tile", &a->tile);
+  src.Int("group", &a->group);
+  int64_t value = 0;
+  if (src.Int("centering", &value)) a->centering = value != 0;
+  if (src.Int("magnitude_split", &value)) a->magnitude_split = value != 0;
+  std::string merge;
+  if (src.String("merge", &merge)) {
+    if (merge != "mean" && merge != "project") return "merge must be 'mean' or 'project', got '" + merge + "'";
+    a->merge_project = merge == "project";
+  }
+  std::string activation;
+  if (src.String("activation", &activation) && !activation.empty()) {
+    std::vector<float> params;
+    src.Floats("activation_params", &params);
+    if (activation == "Relu") {
+      if (!params.empty()) return "activation Relu takes no activation_params";
+      a->clamp = true;
+      a->out_min = 0.0f;
+      a->out_max = std::numeric_limits<float>::infinity();
+    } else if (activation == "Clip") {
+      if (params.size() != 2)
+        return "activation Clip needs activation_params [min, max], got " + std::to_string(params.size()) + " values";
+      a->clamp = true;
+      a->out_min = params[0];
+      a->out_max = params[1];
+    } else {
+      return "activation must be '', 'Relu' or 'Clip', got '" + activation + "'";
+    }
+  }
+  return ValidateAttrs(*a);
 }
 
 struct TypeShape {
@@ -143,16 +214,7 @@ OrtStatus* InferInputShape(const OrtShapeInferContext* ctx, size_t index, TypeSh
 
 OrtStatusPtr InferOutputShape(const OrtCustomOp*, OrtShapeInferContext* ctx) {
   HasteAttrs a;
-  std::string auto_pad;
-  if (ReadInferString(ctx, "auto_pad", &auto_pad) && !ParseAutoPad(auto_pad, &a.auto_pad))
-    return g_ort->CreateStatus(ORT_INVALID_ARGUMENT, ("HasteConv: unknown auto_pad '" + auto_pad + "'").c_str());
-  ReadInferInts(ctx, "kernel_shape", &a.kernel_shape);
-  ReadInferInts(ctx, "strides", &a.strides);
-  ReadInferInts(ctx, "dilations", &a.dilations);
-  ReadInferInts(ctx, "pads", &a.pads);
-  ReadInferInt(ctx, "group", &a.group);
-  ReadInferInts(ctx, "tile", &a.tile);
-  const std::string problem = ValidateAttrs(a);
+  const std::string problem = ReadAttrs(ShapeInferAttrs(ctx), &a);
   if (!problem.empty()) return g_ort->CreateStatus(ORT_INVALID_ARGUMENT, ("HasteConv: " + problem).c_str());
 
   TypeShape x, w;
@@ -229,46 +291,7 @@ OrtStatusPtr HasteConvKernel::Init(const OrtKernelInfo* info) {
     if (TryRead([&] { return g_ort->KernelInfo_GetNodeName(info, name.data(), &size); }))
       node_name = name.c_str();
   }
-  std::string auto_pad;
-  if (ReadString(info, "auto_pad", &auto_pad) && !ParseAutoPad(auto_pad, &attrs.auto_pad))
-    return Error(node_name, "unknown auto_pad '" + auto_pad + "'");
-  ReadInts(info, "kernel_shape", &attrs.kernel_shape);
-  ReadInts(info, "strides", &attrs.strides);
-  ReadInts(info, "dilations", &attrs.dilations);
-  ReadInts(info, "pads", &attrs.pads);
-  ReadInts(info, "tile", &attrs.tile);
-  int64_t value = 0;
-  if (TryRead([&] { return g_ort->KernelInfoGetAttribute_int64(info, "group", &value); })) attrs.group = value;
-  if (TryRead([&] { return g_ort->KernelInfoGetAttribute_int64(info, "centering", &value); }))
-    attrs.centering = value != 0;
-  if (TryRead([&] { return g_ort->KernelInfoGetAttribute_int64(info, "magnitude_split", &value); }))
-    attrs.magnitude_split = value != 0;
-  std::string merge;
-  if (ReadString(info, "merge", &merge)) {
-    if (merge != "mean" && merge != "project") return Error(node_name, "merge must be 'mean' or 'project', got '" + merge + "'");
-    attrs.merge_project = merge == "project";
-  }
-  std::string activation;
-  if (ReadString(info, "activation", &activation) && !activation.empty()) {
-    std::vector<float> params;
-    ReadFloats(info, "activation_params", &params);
-    if (activation == "Relu") {
-      if (!params.empty()) return Error(node_name, "activation Relu takes no activation_params");
-      attrs.clamp = true;
-      attrs.out_min = 0.0f;
-      attrs.out_max = std::numeric_limits<float>::infinity();
-    } else if (activation == "Clip") {
-      if (params.size() != 2)
-        return Error(node_name, "activation Clip needs activation_params [min, max], got " +
-                                    std::to_string(params.size()) + " values");
-      attrs.clamp = true;
-      attrs.out_min = params[0];
-      attrs.out_max = params[1];
-    } else {
-      return Error(node_name, "activation must be '', 'Relu' or 'Clip', got '" + activation + "'");
-    }
-  }
-  const std::string problem = ValidateAttrs(attrs);
+  const std::string problem = ReadAttrs(KernelInfoAttrs(info), &attrs);
   if (!problem.empty()) return Error(node_name, problem);
 
   // Pack constant weights and hyperplanes once, not per run.
@@ -390,17 +413,20 @@ OrtStatusPtr HasteConvKernel::ComputeV2(OrtKernelContext* context) {
       ph = &local_h;
     }
 
+    // The first failure of a parallel loop is the call's result. Later loops
+    // read what earlier ones wrote (the padded input, the prepared tiles), so
+    // after a failure none runs, and no later status can replace the first.
+    // (onnxruntime's ParallelFor fails only on a null context or function, so
+    // no test can make it fail; this keeps a failure from being lost or leaked.)
     OrtStatus* parallel_status = nullptr;
     ParallelFor parallel_for = [&](size_t total, void (*fn)(void*, size_t), void* data) {
+      if (parallel_status) return;
       parallel_status = g_ort->KernelContext_ParallelFor(context, fn, total, 0, data);
     };
     HasteStats stats;
     HasteConvCpu(g, x_data, *pw, b_data, z_data, *ph, y_data, parallel_for, stats_data ? &stats : nullptr);
     if (stats_data) {
-      const int64_t values[HasteStats::kCount] = {stats.dense_macs,    stats.haste_macs, stats.centering_ops,
-                                                  stats.hashing_ops,   stats.merge_ops,  stats.merged_channels,
-                                                  stats.channels};
-      std::copy(values, values + HasteStats::kCount, stats_data);
+      stats.WriteTo(stats_data);
     }
     return parallel_status;
   } catch (const std::exception& e) {
