@@ -1,6 +1,7 @@
 """The one reader of a model's inputs: names, dims, and what the probe and the data loaders need of them."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import onnx
@@ -31,3 +32,16 @@ def fixed_batch(model: onnx.ModelProto) -> Optional[int]:
     """The first input's batch size when it is fixed."""
     dims = input_info(model)[1]
     return dims[0] if dims and dims[0] else None
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model's image input looks like, as far as the user states it; None: inferred from the graph
+    (or a stated default). The probe makes its images to this spec."""
+
+    shape: Optional[Tuple[int, ...]] = None  # fixes free dimensions, e.g. (1, 3, 640, 640) (--input-shape)
+    layout: Optional[str] = None  # "NCHW" or "NHWC" (--layout)
+    value_range: Optional[Tuple[float, float]] = None  # raw pixel range before normalisation, e.g. (0, 255)
+    mean: Optional[Tuple[float, ...]] = None  # normalisation (--mean/--std)
+    std: Optional[Tuple[float, ...]] = None
+    calibration: Optional[str] = None  # a folder of the user's own unlabelled images (--calibration)

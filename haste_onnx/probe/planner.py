@@ -16,6 +16,7 @@ from typing import Callable, Optional, Sequence, Tuple, Union
 import onnx
 
 from ..errors import CheckError, InputError
+from ..model_inputs import InputSpec
 from ..plan import HashingOptions, Plan, Policy, plan_model
 from .allocation import BUDGET_DRAWS, DEFAULT_CANDIDATES, Allocation, NoProbe, allocate
 from .images import probe_images
@@ -37,6 +38,7 @@ class ProbeOptions:
     candidates: Tuple[int, ...] = DEFAULT_CANDIDATES
     candidate_tiles: Optional[Tuple[Tuple[int, int], ...]] = None  # None: the options' tile only
     threads: Optional[int] = 2
+    inputs: InputSpec = InputSpec()  # what the model's input looks like (layout, shape, range, calibration)
 
     def validate(self) -> None:
         if self.rule is not None and self.rule not in RULES:
