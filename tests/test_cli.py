@@ -12,6 +12,7 @@ import pytest
 from haste_onnx import cli
 from haste_onnx.errors import CheckError
 from haste_onnx.model_io import sha256_file
+from haste_onnx.plan.options import layer_seed
 from models_inline import chain_model, no_conv_model, plain_model, random_input, run_ort
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def test_rewrite_options_reach_the_model(model_file, tmp_path, capsys):
     nodes = {n.name: n for n in onnx.load(str(out)).graph.node}
     assert nodes["c2"].op_type == "Conv" and nodes["pw"].op_type == "HasteConv"
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nodes["c1"].attribute}
-    assert (attrs["tile"], attrs["centering"], attrs["seed"], round(attrs["sparsity"], 4)) == ([2, 3], 0, 5, 0.5)
+    assert (attrs["tile"], attrs["centering"], attrs["seed"], round(attrs["sparsity"], 4)) == ([2, 3], 0, layer_seed(4, 1), 0.5)
     planes = {i.name: i for i in onnx.load(str(out)).graph.initializer}["c1.hyperplanes"]
     assert list(planes.dims) == [9, 4 * 5]
     planes = {i.name: i for i in onnx.load(str(out)).graph.initializer}["pw.hyperplanes"]
@@ -84,7 +85,7 @@ def test_rewrite_json(model_file, tmp_path, capsys):
     assert doc["settings"]["hyperplanes"] == 14 and doc["settings"]["tile"] == [4, 4]
     assert [(r["node"], r["status"]) for r in doc["layers"]][:3] == [("stem", "kept"), ("c1", "replaced"),
                                                                      ("c2", "replaced")]
-    assert doc["layers"][1]["settings"]["seed"] == 1 and doc["layers"][1]["macs"] == 147456
+    assert doc["layers"][1]["settings"]["seed"] == layer_seed(0, 1) and doc["layers"][1]["macs"] == 147456
     assert doc["summary"]["replaced"] == 3 and doc["summary"]["conv_macs"] == 561152
 
 

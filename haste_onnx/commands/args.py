@@ -124,7 +124,8 @@ def add_hashing(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sparsity", type=ranged(float, 0.0, 0.999999, "--sparsity"), default=DEFAULT_SPARSITY,
                        metavar="S", help=f"fraction of zero hyperplane entries, [0, 1) (default {DEFAULT_SPARSITY})")
     group.add_argument("--seed", type=ranged(int, 0, 2**62, "--seed"), default=0, metavar="N",
-                       help="base seed; layer k (k-th Conv in traversal order) draws with N+k (default 0)")
+                       help="base seed; layer k (k-th Conv in traversal order) draws with a hash of (N, k), so different N "
+                            "share no draws (default 0)")
     group.add_argument("--no-centering", action="store_true",
                        help="hash the raw channels instead of subtracting the channel mean first")
     group.add_argument("--merge", choices=["mean", "project"], default=DEFAULT_MERGE,
