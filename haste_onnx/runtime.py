@@ -1,6 +1,7 @@
 """Finding the op library and making onnxruntime sessions that use it."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -13,17 +14,60 @@ class LibraryNotFoundError(RuntimeError):
 
 
 def get_library_path() -> str:
-    """Absolute path of the custom-op library installed inside this package.
+    """Absolute path of the installed custom-op library.
 
-    Only the package's own folder is searched: never the working directory or an
-    environment variable, so a model or a caller cannot redirect which code loads.
+    The package's own folder (haste_onnx/lib) first. When that is missing, as in
+    a source tree that shadows the installed package (Python run from the
+    repository root), the library file that the installed distribution
+    'haste-onnx' recorded as its own. Never the working directory (nor a
+    relative entry of sys.path) or an environment variable, so a model or a
+    caller cannot redirect which code loads.
     """
     name = _LIB_NAMES.get(sys.platform, _LIB_NAMES["linux"])
     path = Path(__file__).resolve().parent / "lib" / name
-    if not path.is_file():
-        raise LibraryNotFoundError(
-            f"the HasteConv op library is not installed at {path}; reinstall with 'pip install .' from the source tree")
-    return str(path)
+    if path.is_file():
+        return str(path)
+    installed = _installed_library(name)
+    if installed is not None:
+        return str(installed)
+    raise LibraryNotFoundError(
+        f"the HasteConv op library is not at {path}, and no installed haste-onnx distribution has it; "
+        f"install the package with 'pip install .' from the source tree (or 'make install'), then run Python "
+        f"with the environment it went into; from the source tree's root, that environment's installed copy "
+        f"is used")
+
+
+def _installed_library(name: str) -> Optional[Path]:
+    """The op library that an installed 'haste-onnx' distribution recorded in its file list, or None.
+
+    Distributions are looked up only in absolute sys.path entries other than the
+    working directory, and the file must be the distribution's own
+    haste_onnx/lib/<name> (listed in its RECORD) and exist.
+    """
+    try:
+        from importlib import metadata
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return None
+    cwd = Path.cwd().resolve()
+    search = []
+    for entry in sys.path:
+        if not entry or not os.path.isabs(entry):
+            continue
+        try:
+            if Path(entry).resolve() == cwd:
+                continue
+        except OSError:
+            continue
+        search.append(entry)
+    wanted = ("haste_onnx", "lib", name)
+    for dist in metadata.distributions(name="haste-onnx", path=search):
+        for file in dist.files or ():
+            if tuple(file.parts) != wanted:
+                continue
+            located = Path(dist.locate_file(file)).resolve()
+            if located.is_file() and located.parts[-3:] == wanted:
+                return located
+    return None
 
 
 def session_options(threads: Optional[int] = None, optimization_level=None):
