@@ -20,8 +20,8 @@ def get_library_path() -> str:
     a source tree that shadows the installed package (Python run from the
     repository root), the library file that the installed distribution
     'haste-onnx' recorded as its own. Never the working directory (nor a
-    relative entry of sys.path) or an environment variable, so a model or a
-    caller cannot redirect which code loads.
+    relative entry of sys.path), and no environment variable names the
+    library, so a model or a caller cannot redirect which code loads.
     """
     name = _LIB_NAMES.get(sys.platform, _LIB_NAMES["linux"])
     path = Path(__file__).resolve().parent / "lib" / name
@@ -48,7 +48,10 @@ def _installed_library(name: str) -> Optional[Path]:
         from importlib import metadata
     except ImportError:  # pragma: no cover - Python < 3.8
         return None
-    cwd = Path.cwd().resolve()
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:  # a working directory that was removed
+        cwd = None
     search = []
     for entry in sys.path:
         if not entry or not os.path.isabs(entry):
