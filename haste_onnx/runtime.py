@@ -19,9 +19,9 @@ def get_library_path() -> str:
     The package's own folder (haste_onnx/lib) first. When that is missing, as in
     a source tree that shadows the installed package (Python run from the
     repository root), the library file that the installed distribution
-    'haste-onnx' recorded as its own. Never the working directory (nor a
-    relative entry of sys.path), and no environment variable names the
-    library, so a model or a caller cannot redirect which code loads.
+    'haste-onnx' recorded as its own, found only in this interpreter's
+    site-packages. Never the working directory or an environment variable, so a
+    model or a caller cannot redirect which code loads.
     """
     name = _LIB_NAMES.get(sys.platform, _LIB_NAMES["linux"])
     path = Path(__file__).resolve().parent / "lib" / name
@@ -40,30 +40,16 @@ def get_library_path() -> str:
 def _installed_library(name: str) -> Optional[Path]:
     """The op library that an installed 'haste-onnx' distribution recorded in its file list, or None.
 
-    Distributions are looked up only in absolute sys.path entries other than the
-    working directory, and the file must be the distribution's own
-    haste_onnx/lib/<name> (listed in its RECORD) and exist.
+    Distributions are looked up only in this interpreter's site-packages folders
+    (not in sys.path, which may hold the working directory), and the file must be
+    the distribution's own haste_onnx/lib/<name> (listed in its RECORD) and exist.
     """
     try:
         from importlib import metadata
     except ImportError:  # pragma: no cover - Python < 3.8
         return None
-    try:
-        cwd = Path.cwd().resolve()
-    except OSError:  # a working directory that was removed
-        cwd = None
-    search = []
-    for entry in sys.path:
-        if not entry or not os.path.isabs(entry):
-            continue
-        try:
-            if Path(entry).resolve() == cwd:
-                continue
-        except OSError:
-            continue
-        search.append(entry)
     wanted = ("haste_onnx", "lib", name)
-    for dist in metadata.distributions(name="haste-onnx", path=search):
+    for dist in metadata.distributions(name="haste-onnx", path=_site_folders()):
         for file in dist.files or ():
             if tuple(file.parts) != wanted:
                 continue
@@ -71,6 +57,23 @@ def _installed_library(name: str) -> Optional[Path]:
             if located.is_file() and located.parts[-3:] == wanted:
                 return located
     return None
+
+
+def _site_folders() -> list:
+    """This interpreter's site-packages folders (the user's too when enabled), absolute, in search order."""
+    import site
+    import sysconfig
+
+    folders = []
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    folders += [sysconfig.get_paths()[key] for key in ("purelib", "platlib")]
+    folders += list(getattr(site, "getsitepackages", lambda: [])())
+    unique = []
+    for folder in folders:
+        if folder and os.path.isabs(folder) and folder not in unique:
+            unique.append(folder)
+    return unique
 
 
 def session_options(threads: Optional[int] = None, optimization_level=None):
