@@ -164,7 +164,8 @@ class Allocation:
         dense = len(doc["layers"]) - len(chosen)
         counts = [c["hyperplanes"] for c in chosen]
         tiles = sorted({"x".join(map(str, c["tile"])) for c in chosen})
-        spread = (f"L={min(counts)}..{max(counts)}, tile {'/'.join(tiles)}" if chosen else "no layer replaced")
+        ls = f"L={min(counts)}" if chosen and min(counts) == max(counts) else f"L={min(counts or [0])}..{max(counts or [0])}"
+        spread = f"{ls}, tile {'/'.join(tiles)}" if chosen else "no layer replaced"
         rule = doc.get("rule")
         if doc.get("target_cut") is not None:
             goal = (f"(target {100 * doc['target_cut']:.1f}%)" if doc["estimated_cut"] >= doc["target_cut"] - 1e-9
