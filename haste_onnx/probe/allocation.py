@@ -76,6 +76,7 @@ class Allocation:
     budget: Optional[float] = None  # its summed disturbance on the probe
     uniform_cut: Optional[float] = None  # what that one L saves on the probe / conv MACs
     budget_draws: Optional[int] = None  # draws of that L's hyperplanes averaged into the budget
+    inputs: Optional[str] = None  # the probe's images: data-free or data-light, and the preprocessing assumed
 
     def apply_to(self, plan: Plan) -> Plan:
         """`plan` with the probe's choice for every layer it measured: that L and tile, or kept dense. A layer
@@ -126,7 +127,8 @@ class Allocation:
         layers = {n: (None if c is None else (c["hyperplanes"], tuple(c["tile"]))) for n, c in doc["layers"].items()}
         return cls(layers, [], doc.get("target_cut"), doc["conv_macs"], doc["estimated_cut"],
                    doc["estimated_disturbance"], doc["probe"], doc.get("budget_hyperplanes"),
-                   doc.get("budget_disturbance"), doc.get("uniform_cut"), doc.get("budget_draws"))
+                   doc.get("budget_disturbance"), doc.get("uniform_cut"), doc.get("budget_draws"),
+                   doc.get("inputs"))
 
     def to_json(self) -> dict:
         return {"probe": self.probe, "rule": "target" if self.target is not None else "budget",
@@ -134,6 +136,7 @@ class Allocation:
                 "budget_disturbance": self.budget, "budget_draws": self.budget_draws, "uniform_cut": self.uniform_cut,
                 "estimated_cut": self.estimated_cut,
                 "estimated_disturbance": self.estimated_disturbance, "conv_macs": self.conv_macs,
+                "inputs": self.inputs,
                 "layers": {n: (None if c is None else {"hyperplanes": c[0], "tile": list(c[1])})
                            for n, c in self.layers.items()},
                 "measurements": [{"node": p.node, "dense_macs": p.dense_macs,
