@@ -144,6 +144,8 @@ def _metadata(model: onnx.ModelProto) -> dict:
 
 def _dims_text(value: onnx.ValueInfoProto) -> str:
     t = value.type.tensor_type
+    if not t.HasField("shape"):
+        return f"{onnx.helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else '?'} of unknown rank"
     dims = [str(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
     return f"{onnx.helper.tensor_dtype_to_np_dtype(t.elem_type) if t.elem_type else '?'}[{','.join(dims)}]"
 
@@ -204,7 +206,8 @@ def describe_input(model: onnx.ModelProto, spec: Optional[InputSpec] = None, mea
                              f"({_dims_text(first)}) at dim {clash[0]}")
     if graph_dims is None or len(graph_dims) != 4:
         raise InputError(f"input {first.name} is {_dims_text(first)}; the probe and compare feed images "
-                         "[N,C,H,W] or [N,H,W,C] (a 4-D --input-shape fixes an input of unknown rank)")
+                         "[N,C,H,W] or [N,H,W,C]" + ("" if graph_dims is not None else
+                                                     " (a 4-D input shape fixes an input of unknown rank)"))
     free = tuple(i for i, d in enumerate(graph_dims) if d is None)
     dims = [s if g is None else g for g, s in zip(graph_dims, spec.shape)] if spec.shape else list(graph_dims)
 

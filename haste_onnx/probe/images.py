@@ -19,7 +19,6 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import onnx
 
-from ..data.preprocess import FASHION_MNIST_MEAN_STD
 from ..model_inputs import InputDescription, InputSpec, describe_input
 
 DEFAULT_PROBE_IMAGES = 64
@@ -31,11 +30,12 @@ PROBE_NOISES = ("smooth", "blocky")
 DARK_LEVEL_MAX = 0.6  # smooth noise: each image is dark below a level drawn from [0, this)
 
 
-def synthetic_probe(model: onnx.ModelProto, count: int = DEFAULT_PROBE_IMAGES, mean: Sequence[float] = FASHION_MNIST_MEAN_STD[0],
-                    std: Sequence[float] = FASHION_MNIST_MEAN_STD[1], seed: int = PROBE_SEED, noise: str = "smooth",
+def synthetic_probe(model: onnx.ModelProto, count: int = DEFAULT_PROBE_IMAGES, mean: Optional[Sequence[float]] = None,
+                    std: Optional[Sequence[float]] = None, seed: int = PROBE_SEED, noise: str = "smooth",
                     inputs: Optional[InputSpec] = None) -> np.ndarray:
     """`count` float32 images of noise for `model`'s input (no data read), in its layout (`describe_input`:
-    free dims get the spec's or the default size), normalised with `mean`/`std` unless `inputs` states them.
+    free dims get the spec's or the default size), normalised with `mean`/`std` unless `inputs` states them
+    (None: as `describe_input` infers, e.g. Fashion-MNIST's for 1 channel).
 
     "smooth": per image and channel, Gaussian noise shaped to a 1/f^2 amplitude spectrum (smoother than
     natural images' 1/f: it ranks layers more like real images do, docs/ablations.md), scaled to [0, 1];
