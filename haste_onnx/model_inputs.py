@@ -286,7 +286,8 @@ def _range_and_normalisation(spec: InputSpec, meta: dict, channels: int, mean, s
         nominal = meta.get("image.nominalpixelrange", "").strip().lower()
         found = next((k for k in META_RANGE if k in meta and len(_numbers(meta[k])) == 2), None)
         if nominal in NOMINAL_RANGES:
-            value_range, range_why = NOMINAL_RANGES[nominal], "range from the model's metadata (Image.NominalPixelRange)"
+            value_range = NOMINAL_RANGES[nominal]
+            range_why = "range from the model's metadata (Image.NominalPixelRange)"
         elif found:
             value_range, range_why = tuple(_numbers(meta[found])), f"range from the model's metadata ({found})"
         elif "ultralytics" in meta.get("author", "").lower():

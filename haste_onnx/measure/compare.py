@@ -147,8 +147,8 @@ def detection_agreement(reference: np.ndarray, output: np.ndarray, kind: str, co
 
 # ---- all outputs ---------------------------------------------------------------------------------
 
-def compare_outputs(reference_outputs: List[np.ndarray], outputs: List[np.ndarray], kinds: Optional[Sequence[str]] = None,
-                    names: Optional[Sequence[str]] = None, conf: float = DEFAULT_CONF,
+def compare_outputs(reference_outputs: List[np.ndarray], outputs: List[np.ndarray],
+                    kinds: Optional[Sequence[str]] = None, names: Optional[Sequence[str]] = None, conf: float = DEFAULT_CONF,
                     match_iou: float = DEFAULT_MATCH_IOU, nms_iou: float = DEFAULT_NMS_IOU) -> dict:
     """The fidelity of `outputs` to `reference_outputs` (one array per model output, images along axis 0):
     per output its kind, relative error (max and mean over images) and the agreement its kind has; and over
