@@ -1,6 +1,7 @@
 """Finding the op library and making onnxruntime sessions that use it."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -13,17 +14,66 @@ class LibraryNotFoundError(RuntimeError):
 
 
 def get_library_path() -> str:
-    """Absolute path of the custom-op library installed inside this package.
+    """Absolute path of the installed custom-op library.
 
-    Only the package's own folder is searched: never the working directory or an
-    environment variable, so a model or a caller cannot redirect which code loads.
+    The package's own folder (haste_onnx/lib) first. When that is missing, as in
+    a source tree that shadows the installed package (Python run from the
+    repository root), the library file that the installed distribution
+    'haste-onnx' recorded as its own, found only in this interpreter's
+    site-packages. Never the working directory or an environment variable, so a
+    model or a caller cannot redirect which code loads.
     """
     name = _LIB_NAMES.get(sys.platform, _LIB_NAMES["linux"])
     path = Path(__file__).resolve().parent / "lib" / name
-    if not path.is_file():
-        raise LibraryNotFoundError(
-            f"the HasteConv op library is not installed at {path}; reinstall with 'pip install .' from the source tree")
-    return str(path)
+    if path.is_file():
+        return str(path)
+    installed = _installed_library(name)
+    if installed is not None:
+        return str(installed)
+    raise LibraryNotFoundError(
+        f"the HasteConv op library is not at {path}, and no installed haste-onnx distribution has it; "
+        f"install the package with 'pip install .' from the source tree (or 'make install'), then run Python "
+        f"with the environment it went into; from the source tree's root, that environment's installed copy "
+        f"is used")
+
+
+def _installed_library(name: str) -> Optional[Path]:
+    """The op library that an installed 'haste-onnx' distribution recorded in its file list, or None.
+
+    Distributions are looked up only in this interpreter's site-packages folders
+    (not in sys.path, which may hold the working directory), and the file must be
+    the distribution's own haste_onnx/lib/<name> (listed in its RECORD) and exist.
+    """
+    try:
+        from importlib import metadata
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return None
+    wanted = ("haste_onnx", "lib", name)
+    for dist in metadata.distributions(name="haste-onnx", path=_site_folders()):
+        for file in dist.files or ():
+            if tuple(file.parts) != wanted:
+                continue
+            located = Path(dist.locate_file(file)).resolve()
+            if located.is_file() and located.parts[-3:] == wanted:
+                return located
+    return None
+
+
+def _site_folders() -> list:
+    """This interpreter's site-packages folders (the user's too when enabled), absolute, in search order."""
+    import site
+    import sysconfig
+
+    folders = []
+    if site.ENABLE_USER_SITE:
+        folders.append(site.getusersitepackages())
+    folders += [sysconfig.get_paths()[key] for key in ("purelib", "platlib")]
+    folders += list(getattr(site, "getsitepackages", lambda: [])())
+    unique = []
+    for folder in folders:
+        if folder and os.path.isabs(folder) and folder not in unique:
+            unique.append(folder)
+    return unique
 
 
 def session_options(threads: Optional[int] = None, optimization_level=None):

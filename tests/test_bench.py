@@ -64,7 +64,8 @@ def data(tmp_path):
 
 
 def bench_json(argv, capsys) -> dict:
-    code, out, err = run(["bench"] + argv + FAST + ["--json"], capsys)
+    rule = [] if {"-L", "--target-cut", "--objective", "--no-probe"} & set(map(str, argv)) else ["--no-probe"]
+    code, out, err = run(["bench"] + argv + rule + FAST + ["--json"], capsys)
     assert code == 0, err
     return json.loads(out)
 
@@ -155,7 +156,7 @@ def test_rewritten_model_is_compared_with_its_stripped_copy(tmp_path, data, caps
 
 
 def test_text_report(tmp_path, data, capsys):
-    code, out, err = run(["bench", save(net_model(), tmp_path / "net.onnx"), "--data-dir", data, "--cpu-time"]
+    code, out, err = run(["bench", "--no-probe", save(net_model(), tmp_path / "net.onnx"), "--data-dir", data, "--cpu-time"]
                          + FAST, capsys)
     assert code == 0, err
     assert "timing:" in err  # progress goes to stderr
@@ -187,29 +188,29 @@ def test_match_profile_follows_nchwc_names():
 
 
 def test_missing_model(tmp_path, data, capsys):
-    code, _, err = run(["bench", tmp_path / "missing.onnx", "--data-dir", data], capsys)
+    code, _, err = run(["bench", "--no-probe", tmp_path / "missing.onnx", "--data-dir", data], capsys)
     assert code == 3 and len(err.strip().splitlines()) == 1 and "missing.onnx" in err
 
 
 @pytest.mark.parametrize("option", [["--batch", "0"], ["--threads", "0"], ["--repeats", "0"], ["--batch", "x"]])
 def test_bad_options(tmp_path, option, capsys):
     with pytest.raises(SystemExit) as exc:
-        cli.main(["bench", str(tmp_path / "net.onnx")] + option)
+        cli.main(["bench", "--no-probe", str(tmp_path / "net.onnx")] + option)
     assert exc.value.code == 2
 
 
 def test_fixed_batch_mismatch(tmp_path, data, capsys):
-    code, _, err = run(["bench", save(net_model(batch=1), tmp_path / "b1.onnx"), "--data-dir", data,
+    code, _, err = run(["bench", "--no-probe", save(net_model(batch=1), tmp_path / "b1.onnx"), "--data-dir", data,
                         "--batch", 2] + FAST, capsys)
     assert code == 3 and "fixed batch of 1" in err
 
 
 def test_nothing_to_replace(tmp_path, data, capsys):
-    code, _, err = run(["bench", save(net_model(), tmp_path / "net.onnx"), "--data-dir", data,
+    code, _, err = run(["bench", "--no-probe", save(net_model(), tmp_path / "net.onnx"), "--data-dir", data,
                         "--min-channels", 64] + FAST, capsys)
     assert code == 5, err
 
 
 def test_missing_data(tmp_path, capsys):
-    code, _, err = run(["bench", save(net_model(), tmp_path / "net.onnx"), "--data-dir", tmp_path / "none"], capsys)
+    code, _, err = run(["bench", "--no-probe", save(net_model(), tmp_path / "net.onnx"), "--data-dir", tmp_path / "none"], capsys)
     assert code == 3 and "Fashion-MNIST" in err

@@ -12,6 +12,7 @@ import pytest
 from haste_onnx import cli
 from haste_onnx.errors import CheckError
 from haste_onnx.model_io import sha256_file
+from haste_onnx.plan.options import layer_seed
 from models_inline import chain_model, no_conv_model, plain_model, random_input, run_ort
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def test_rewrite_options_reach_the_model(model_file, tmp_path, capsys):
     nodes = {n.name: n for n in onnx.load(str(out)).graph.node}
     assert nodes["c2"].op_type == "Conv" and nodes["pw"].op_type == "HasteConv"
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in nodes["c1"].attribute}
-    assert (attrs["tile"], attrs["centering"], attrs["seed"], round(attrs["sparsity"], 4)) == ([2, 3], 0, 5, 0.5)
+    assert (attrs["tile"], attrs["centering"], attrs["seed"], round(attrs["sparsity"], 4)) == ([2, 3], 0, layer_seed(4, 1), 0.5)
     planes = {i.name: i for i in onnx.load(str(out)).graph.initializer}["c1.hyperplanes"]
     assert list(planes.dims) == [9, 4 * 5]
     planes = {i.name: i for i in onnx.load(str(out)).graph.initializer}["pw.hyperplanes"]
@@ -84,14 +85,14 @@ def test_rewrite_json(model_file, tmp_path, capsys):
     assert doc["settings"]["hyperplanes"] == 14 and doc["settings"]["tile"] == [4, 4]
     assert [(r["node"], r["status"]) for r in doc["layers"]][:3] == [("stem", "kept"), ("c1", "replaced"),
                                                                      ("c2", "replaced")]
-    assert doc["layers"][1]["settings"]["seed"] == 1 and doc["layers"][1]["macs"] == 147456
+    assert doc["layers"][1]["settings"]["seed"] == layer_seed(0, 1) and doc["layers"][1]["macs"] == 147456
     assert doc["summary"]["replaced"] == 3 and doc["summary"]["conv_macs"] == 561152
 
 
 @pytest.mark.parametrize("how", [[], ["--no-probe"]], ids=["probe", "one-L"])
 def test_rewriting_the_output_again_changes_nothing(how, model_file, tmp_path, capsys):
     once, twice = tmp_path / "once.onnx", tmp_path / "twice.onnx"
-    assert run(["rewrite", model_file, once, *how], capsys)[0] == 0
+    assert run(["rewrite", "--no-probe", model_file, once, *how], capsys)[0] == 0
     replaced = sum(n.op_type == "HasteConv" for n in onnx.load(str(once)).graph.node)
     code, text, _ = run(["rewrite", once, twice, *how], capsys)
     assert code == 0
@@ -102,17 +103,17 @@ def test_rewriting_the_output_again_changes_nothing(how, model_file, tmp_path, c
 def test_existing_output_needs_force(model_file, tmp_path, capsys):
     out = tmp_path / "out.onnx"
     out.write_bytes(b"keep me")
-    code, _, err = run(["rewrite", model_file, out], capsys)
+    code, _, err = run(["rewrite", "--no-probe", model_file, out], capsys)
     assert code == 4
     assert one_error_line(err) == f"haste-onnx rewrite: error: {out}: already exists (use --force to overwrite)"
     assert out.read_bytes() == b"keep me"
-    assert run(["rewrite", "--force", model_file, out], capsys)[0] == 0
+    assert run(["rewrite", "--no-probe", "--force", model_file, out], capsys)[0] == 0
     assert any(n.op_type == "HasteConv" for n in onnx.load(str(out)).graph.node)  # the rewrite, not "keep me"
 
 
 def test_output_may_never_be_the_input(model_file, capsys):
     before = sha256_file(model_file)
-    code, _, err = run(["rewrite", "--force", model_file, model_file], capsys)
+    code, _, err = run(["rewrite", "--no-probe", "--force", model_file, model_file], capsys)
     assert code == 4 and "the input is never modified" in one_error_line(err)
     assert sha256_file(model_file) == before
 
@@ -131,7 +132,7 @@ def test_bad_input_files(case, model_file, tmp_path, capsys):
     elif case == "truncated":
         data = model_file.read_bytes()
         bad.write_bytes(data[: len(data) // 2])
-    for command in (["rewrite", bad, tmp_path / "o.onnx"], ["strip", bad, tmp_path / "o.onnx"], ["info", bad]):
+    for command in (["rewrite", "--no-probe", bad, tmp_path / "o.onnx"], ["strip", bad, tmp_path / "o.onnx"], ["info", bad]):
         code, out, err = run(command, capsys)
         assert code == 3, (command, err)
         line = one_error_line(err)
@@ -142,13 +143,13 @@ def test_bad_input_files(case, model_file, tmp_path, capsys):
 def test_model_without_conv(tmp_path, capsys):
     path = tmp_path / "noconv.onnx"
     onnx.save(no_conv_model(), str(path))
-    code, _, err = run(["rewrite", path, tmp_path / "o.onnx"], capsys)
+    code, _, err = run(["rewrite", "--no-probe", path, tmp_path / "o.onnx"], capsys)
     assert code == 5 and one_error_line(err) == "haste-onnx rewrite: error: the model has no Conv node"
     assert not (tmp_path / "o.onnx").exists()
 
 
 def test_nothing_eligible_prints_the_reasons_and_writes_nothing(model_file, tmp_path, capsys):
-    code, out, err = run(["rewrite", model_file, tmp_path / "o.onnx", "--include", "nothing*"], capsys)
+    code, out, err = run(["rewrite", "--no-probe", model_file, tmp_path / "o.onnx", "--include", "nothing*"], capsys)
     assert code == 5
     assert one_error_line(err) == "haste-onnx rewrite: error: no Conv is eligible for HasteConv; nothing to do"
     assert out.count("not matched by --include") == 8
@@ -160,7 +161,7 @@ def test_unwritable_output(where, model_file, tmp_path, capsys):
     out = {"missing folder": tmp_path / "nope" / "o.onnx", "file as folder": model_file / "o.onnx",
            "read-only filesystem": Path("/proc/haste_onnx_test_out.onnx")}[where]
     before = sha256_file(model_file)
-    code, _, err = run(["rewrite", model_file, out], capsys)
+    code, _, err = run(["rewrite", "--no-probe", model_file, out], capsys)
     assert code == 4
     assert one_error_line(err).startswith(f"haste-onnx rewrite: error: {out}")
     assert not out.exists() and sha256_file(model_file) == before
@@ -175,7 +176,7 @@ def test_a_failed_check_leaves_no_output_and_no_temporary_files(model_file, tmp_
 
     monkeypatch.setattr(haste_onnx.check, "check_load", refuse)
     out = tmp_path / "out.onnx"
-    code, _, err = run(["rewrite", model_file, out], capsys)
+    code, _, err = run(["rewrite", "--no-probe", model_file, out], capsys)
     assert code == 6 and one_error_line(err) == "haste-onnx rewrite: error: onnxruntime refuses the result: simulated"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
 
@@ -187,15 +188,15 @@ def test_missing_library_fails_the_load_check(model_file, tmp_path, capsys, monk
         raise haste_onnx.runtime.LibraryNotFoundError("the HasteConv op library is not installed at /x")
 
     monkeypatch.setattr(haste_onnx.runtime, "get_library_path", missing)
-    code, _, err = run(["rewrite", model_file, tmp_path / "o.onnx"], capsys)
+    code, _, err = run(["rewrite", "--no-probe", model_file, tmp_path / "o.onnx"], capsys)
     assert code == 6 and "op library is not installed" in one_error_line(err)
     assert not (tmp_path / "o.onnx").exists()
-    code, text, _ = run(["rewrite", "--no-load-check", model_file, tmp_path / "o.onnx"], capsys)
+    code, text, _ = run(["rewrite", "--no-probe", "--no-load-check", model_file, tmp_path / "o.onnx"], capsys)
     assert code == 0 and f"wrote {tmp_path / 'o.onnx'} (not load-checked)" in text
 
 
 def test_debug_shows_the_traceback(tmp_path, capsys):
-    code, _, err = run(["rewrite", "--debug", tmp_path / "missing.onnx", tmp_path / "o.onnx"], capsys)
+    code, _, err = run(["rewrite", "--no-probe", "--debug", tmp_path / "missing.onnx", tmp_path / "o.onnx"], capsys)
     assert code == 3 and "Traceback" in err and err.strip().splitlines()[-1].endswith("no such file")
 
 
@@ -206,7 +207,7 @@ def test_internal_errors_are_one_line_with_exit_1(model_file, tmp_path, capsys, 
         raise ZeroDivisionError("simulated bug")
 
     monkeypatch.setattr(haste_onnx.rewrite, "rewrite_model", boom)
-    code, _, err = run(["rewrite", model_file, tmp_path / "o.onnx"], capsys)
+    code, _, err = run(["rewrite", "--no-probe", model_file, tmp_path / "o.onnx"], capsys)
     assert code == 1
     assert one_error_line(err) == ("haste-onnx rewrite: internal error: ZeroDivisionError: simulated bug "
                                    "(rerun with --debug for the traceback)")
@@ -218,7 +219,7 @@ def test_internal_errors_are_one_line_with_exit_1(model_file, tmp_path, capsys, 
                                   ["--layer-hyperplanes", "=4"], ["--layer-hyperplanes", "c1=x"]])
 def test_usage_errors_exit_2(args, model_file, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        cli.main(["rewrite", str(model_file), str(tmp_path / "o.onnx"), *args])
+        cli.main(["rewrite", "--no-probe", str(model_file), str(tmp_path / "o.onnx"), *args])
     assert exc.value.code == 2
     assert not (tmp_path / "o.onnx").exists()
 

@@ -42,7 +42,7 @@ def test_demo_prints_accuracy_macs_and_latency(tmp_path, capsys):
 
 def test_demo_json(tmp_path, capsys):
     data = fake_fashion_mnist(tmp_path / "fm", n_test=12)
-    code, out, err = run(["demo", net_file(tmp_path), "--data-dir", data, "--json"] + FAST, capsys)
+    code, out, err = run(["demo", net_file(tmp_path), "--data-dir", data, "--json", "-L", "3"] + FAST, capsys)
     assert code == 0, err
     doc = json.loads(out)
     assert doc["command"] == "demo" and doc["images"] == 12
@@ -50,6 +50,22 @@ def test_demo_json(tmp_path, capsys):
     assert lat["batch"] == 8 and lat["repeats"] == 2 and len(lat["original_samples_ms"]) == 2
     assert lat["original_ms"] > 0 and lat["rewritten_ms"] > 0
     assert doc["rewrite"]["replaced"] == 2 and "conv_mac_reduction" in doc["runs"][0]["totals"]
+
+
+def test_demo_says_plainly_when_nothing_is_worth_replacing(tmp_path, capsys):
+    data = fake_fashion_mnist(tmp_path / "fm", n_test=12)
+    # a fidelity target nothing can meet (no change at all): the plan replaces nothing
+    code, out, err = run(["demo", net_file(tmp_path), "--data-dir", data, "--max-error", "0",
+                          "--probe-images", "4", "--candidates", "4"] + FAST, capsys)
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["model", "data", "rewrite", "accuracy"]
+    assert lines[2].startswith("rewrite:    nothing was worth replacing on this machine: no layer")
+    assert "speed-up 1.00x" in lines[3]
+    code, out, _ = run(["demo", net_file(tmp_path), "--data-dir", data, "--max-error", "0", "--json",
+                        "--probe-images", "4", "--candidates", "4"] + FAST, capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["rewrite"] is None and doc["nothing_to_do"].startswith("no layer")
 
 
 def test_demo_fetches_missing_data_and_says_so(tmp_path, no_data, monkeypatch, capsys):

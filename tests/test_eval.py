@@ -214,33 +214,33 @@ def test_eval_command_json(tmp_path, dataset, capsys):
 
 
 def test_eval_missing_dataset_says_how_to_get_it(tmp_path, no_debian, capsys):
-    code, out, err = run(["eval", net_file(tmp_path)], capsys)
+    code, out, err = run(["eval", "--no-probe", net_file(tmp_path)], capsys)
     assert code == 3
     line = err.strip()
     assert len(line.splitlines()) == 1 and "Traceback" not in err
     assert "Fashion-MNIST" in line and "haste-onnx fetch-data fashion-mnist" in line and "--data-dir" in line
-    code, _, err = run(["eval", net_file(tmp_path, name="n2.onnx"), "--data-dir", tmp_path / "nowhere"], capsys)
+    code, _, err = run(["eval", "--no-probe", net_file(tmp_path, name="n2.onnx"), "--data-dir", tmp_path / "nowhere"], capsys)
     assert code == 3 and str(tmp_path / "nowhere") in err
 
 
 def test_eval_unknown_model_name(capsys):
-    code, _, err = run(["eval", "resnet99"], capsys)
+    code, _, err = run(["eval", "--no-probe", "resnet99"], capsys)
     assert code == 3 and "not a model name" in err and "resnet20" in err
 
 
 def test_eval_missing_model_file(tmp_path, capsys):
-    code, _, err = run(["eval", tmp_path / "nope.onnx"], capsys)
+    code, _, err = run(["eval", "--no-probe", tmp_path / "nope.onnx"], capsys)
     assert code == 3 and "no such file" in err
 
 
 def test_eval_mnist_needs_data_dir(tmp_path, capsys):
-    code, _, err = run(["eval", net_file(tmp_path), "--data", "mnist"], capsys)
+    code, _, err = run(["eval", "--no-probe", net_file(tmp_path), "--data", "mnist"], capsys)
     assert code == 3 and "--data-dir" in err
 
 
 def test_eval_mnist_and_image_folder(tmp_path, dataset, capsys):
     model = net_file(tmp_path)
-    code, out, err = run(["eval", model, "--data", "mnist", "--data-dir", dataset, "--limit", 5, "--json"], capsys)
+    code, out, err = run(["eval", "--no-probe", model, "--data", "mnist", "--data-dir", dataset, "--limit", 5, "--json"], capsys)
     assert code == 0, err
     assert json.loads(out)["images"] == 5
     rng = np.random.default_rng(0)
@@ -248,7 +248,7 @@ def test_eval_mnist_and_image_folder(tmp_path, dataset, capsys):
         (tmp_path / "folder" / c).mkdir(parents=True)
         for i in range(3):
             np.save(tmp_path / "folder" / c / f"{i}.npy", rng.integers(0, 256, (20, 20), dtype=np.uint8))
-    code, out, err = run(["eval", model, "--data", "folder", "--data-dir", tmp_path / "folder", "--json",
+    code, out, err = run(["eval", "--no-probe", model, "--data", "folder", "--data-dir", tmp_path / "folder", "--json",
                           "--mean", 0.5, "--std", 0.5], capsys)
     assert code == 0, err
     doc = json.loads(out)
@@ -256,7 +256,7 @@ def test_eval_mnist_and_image_folder(tmp_path, dataset, capsys):
 
 
 def test_eval_nothing_eligible_is_rejected(tmp_path, dataset, capsys):
-    code, _, err = run(["eval", net_file(tmp_path), "--data-dir", dataset, "--min-channels", 64], capsys)
+    code, _, err = run(["eval", "--no-probe", net_file(tmp_path), "--data-dir", dataset, "--min-channels", 64], capsys)
     assert code == 5 and "nothing to do" in err
 
 

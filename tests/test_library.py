@@ -88,14 +88,20 @@ def test_bad_attribute_fails_at_session_creation():
     assert "tile must be positive" in str(info.value)
 
 
-OLD_RUNTIMES = [p.strip() for p in os.environ.get("HASTE_ONNX_OTHER_ORT_PYTHONS", "").split(os.pathsep) if p.strip()]
+# Other onnxruntime versions, each a folder holding only that onnxruntime package
+# (pip install --no-deps --target FOLDER onnxruntime==V; `make test` makes them in
+# .venv-ort/V): this interpreter runs with the folder first on PYTHONPATH, so
+# numpy and the rest come from the test environment.
+OTHER_ORT_SITES = [p.strip() for p in os.environ.get("HASTE_ONNX_OTHER_ORT_SITES", "").split(os.pathsep) if p.strip()]
 
 
-@pytest.mark.skipif(not OLD_RUNTIMES, reason="set HASTE_ONNX_OTHER_ORT_PYTHONS (make test does) to test other onnxruntime versions")
-@pytest.mark.parametrize("python", OLD_RUNTIMES)
-def test_library_in_other_onnxruntime_versions(python, tmp_path):
+@pytest.mark.skipif(not OTHER_ORT_SITES,
+                    reason="set HASTE_ONNX_OTHER_ORT_SITES (make test does) to test other onnxruntime versions")
+@pytest.mark.parametrize("site", OTHER_ORT_SITES)
+def test_library_in_other_onnxruntime_versions(site, tmp_path):
     """Loads in onnxruntime >= 1.21 and computes the same; older ones get an error naming both versions."""
     import numpy as np
+    site = os.path.realpath(site)
     case = Case(batch=2, in_channels=16, out_channels=8, height=9, width=9, kernel=(3, 3), pads=(1, 1, 1, 1),
                 hyperplanes=5, repeated_channels=4)
     x, w, b, h = make_arrays(case)
@@ -105,6 +111,7 @@ def test_library_in_other_onnxruntime_versions(python, tmp_path):
     script = textwrap.dedent(f"""
         import numpy as np, onnxruntime as ort
         print(ort.__version__)
+        print(ort.__file__)
         opts = ort.SessionOptions()
         try:
             opts.register_custom_ops_library({haste_onnx.get_library_path()!r})
@@ -114,9 +121,11 @@ def test_library_in_other_onnxruntime_versions(python, tmp_path):
         sess = ort.InferenceSession({str(model_path)!r}, opts, providers=["CPUExecutionProvider"])
         np.save({str(y_path)!r}, sess.run(None, {{"X": np.load({str(x_path)!r})}})[0])
     """)
-    out = subprocess.run([python, "-c", script], capture_output=True, text=True)
+    env = dict(os.environ, PYTHONPATH=site)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    version = out.stdout.splitlines()[0]
+    version, module = out.stdout.splitlines()[:2]
+    assert os.path.dirname(os.path.dirname(os.path.realpath(module))) == site  # that folder's, not ours
     major, minor = (int(v) for v in version.split(".")[:2])
     if (major, minor) >= (1, 21):
         expected = ort.InferenceSession(haste_model(case, w, b, h).SerializeToString(), haste_onnx.session_options(),

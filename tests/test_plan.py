@@ -11,10 +11,11 @@ from conftest import net_model
 from haste_onnx import cli
 from haste_onnx.model_io import sha256_file
 from haste_onnx.plan import HashingOptions, Plan, PlanMismatch, Policy, load_plan, plan_model, save_plan
+from haste_onnx.plan.options import layer_seed
 from haste_onnx.rewrite import rewrite_model
 from models_inline import build, conv_w
 
-FAST_PROBE = ["--probe-images", "4", "--candidates", "2,4"]
+FAST_PROBE = ["--probe-images", "4", "--candidates", "2,4", "--objective", "macs"]
 
 
 def run(argv, capsys):
@@ -29,7 +30,7 @@ def test_the_policy_plan_names_every_site_with_its_settings_or_reason():
     assert [layer.site for layer in plan.layers] == list(by_site)
     assert {s for s, layer in by_site.items() if layer.replaced} == {"c1", "c2"}
     c1, c2 = by_site["c1"], by_site["c2"]
-    assert (c1.settings.hyperplanes, c1.settings.tile, c1.settings.seed) == (9, (4, 4), 5 + 1)
+    assert (c1.settings.hyperplanes, c1.settings.tile, c1.settings.seed) == (9, (4, 4), layer_seed(5, 1))
     assert (c2.settings.tile, c2.pinned, c1.pinned) == ((2, 2), True, False)
     assert all(layer.reason for layer in plan.layers if not layer.replaced)
 
@@ -50,10 +51,13 @@ def test_save_plan_then_plan_reproduces_the_file_without_probing(tmp_path, capsy
     assert code == 0, err
     assert "hyperplanes per layer from the synthetic probe" in out and f"wrote the plan to {tmp_path / 'plan.json'}" in out
     saved = json.loads((tmp_path / "plan.json").read_text())
-    assert saved["origin"]["rule"] == "budget" and saved["origin"]["probe"]["measurements"]
+    assert saved["origin"]["rule"] == "budget" and saved["origin"]["probe"]["objective"] == "macs"
+    probed = [layer for layer in saved["layers"] if layer.get("probe")]
+    assert {layer["site"] for layer in probed} == {"c1", "c2"}  # what the probe measured, per layer
+    assert all(layer["probe"]["dense_macs"] > 0 for layer in probed)
     code, out, err = run(["rewrite", src, tmp_path / "b.onnx", "--plan", tmp_path / "plan.json"], capsys)
     assert code == 0, err
-    assert "probe" not in out.replace("(no probe)", "")  # applied, not probed again
+    assert "hyperplanes per layer from the" not in out and f"plan from {tmp_path / 'plan.json'} (no probe)" in out
     assert sha256_file(tmp_path / "a.onnx") == sha256_file(tmp_path / "b.onnx")
 
 
@@ -111,7 +115,8 @@ def test_the_summary_says_exactly_what_was_replaced(tmp_path, capsys):
 def test_an_unreached_target_cut_says_what_was_reached(tmp_path, capsys):
     src = tmp_path / "net.onnx"
     onnx.save(net_model(), str(src))
-    code, out, _ = run(["rewrite", src, tmp_path / "o.onnx", "--target-cut", "0.99", *FAST_PROBE], capsys)
+    code, out, _ = run(["rewrite", src, tmp_path / "o.onnx", "--target-cut", "0.99", "--probe-images", "4",
+                        "--candidates", "2,4"], capsys)
     assert code == 0
     line = next(text for text in out.splitlines() if "target 99.0%" in text)
     assert "NOT reached" in line and "cut on the probe" in line

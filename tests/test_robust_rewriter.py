@@ -225,7 +225,7 @@ def test_rewritten_model_with_other_options_keeps_existing_haste_nodes(rewritten
 def test_output_that_is_a_directory(chain_file, tmp_path, capsys):
     folder = tmp_path / "out.onnx"
     folder.mkdir()
-    code, _, err = run(["rewrite", "--force", chain_file, folder], capsys)
+    code, _, err = run(["rewrite", "--no-probe", "--force", chain_file, folder], capsys)
     assert code == 4 and one_line(err) == f"haste-onnx rewrite: error: {folder}: is a directory"
     assert only_files(folder) == []
 
@@ -283,7 +283,7 @@ def test_disk_full_during_the_write(command, room, chain_file, rewritten_file, t
         return real_open(path, mode, *args, **kwargs)
 
     monkeypatch.setattr(model_io, "open", fake_open, raising=False)
-    code, _, err = run([command, src, out], capsys)
+    code, _, err = run(command_line(command, src, out, ["--no-probe"] if command == "rewrite" else []), capsys)
     _assert_clean_failure(code, err, command, out, tmp_path, before, src)
 
 
@@ -295,7 +295,7 @@ def test_disk_full_at_fsync(chain_file, tmp_path, capsys, monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(model_io.os, "fsync", no_space)
-    code, _, err = run(["rewrite", chain_file, out], capsys)
+    code, _, err = run(["rewrite", "--no-probe", chain_file, out], capsys)
     _assert_clean_failure(code, err, "rewrite", out, tmp_path, before, chain_file)
 
 
@@ -311,7 +311,7 @@ def test_disk_full_while_writing_external_data(chain_file, tmp_path, capsys, mon
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(model_io.onnx, "save_model", half_then_full)
-    code, _, err = run(["rewrite", "--external-data", chain_file, out], capsys)
+    code, _, err = run(["rewrite", "--no-probe", "--external-data", chain_file, out], capsys)
     _assert_clean_failure(code, err, "rewrite", out, tmp_path, before, chain_file)
 
 
@@ -332,7 +332,7 @@ def test_failure_moving_the_model_after_its_data_leaves_no_partial_output(existi
         return real_replace(a, b)
 
     monkeypatch.setattr(model_io.os, "replace", fail_for_the_model)
-    code, _, err = run(["rewrite", "--force", "--external-data", chain_file, out], capsys)
+    code, _, err = run(["rewrite", "--no-probe", "--force", "--external-data", chain_file, out], capsys)
     assert code == 4 and "cannot move the result into place" in one_line(err)
     assert sha256_file(chain_file) == before
     if existing:
@@ -349,7 +349,7 @@ def test_interrupt_during_the_write_leaves_nothing(chain_file, tmp_path, capsys,
         raise KeyboardInterrupt
 
     monkeypatch.setattr(model_io.os, "fsync", interrupted)
-    code, _, err = run(["rewrite", chain_file, out], capsys)
+    code, _, err = run(["rewrite", "--no-probe", chain_file, out], capsys)
     assert code == 130 and one_line(err) == "haste-onnx rewrite: interrupted"
     assert only_files(tmp_path) == ["model.onnx"]
 
@@ -378,7 +378,7 @@ def test_model_content_is_never_executed_or_unpickled(tmp_path, capsys):
     onnx.save(model, str(src))
     out, stripped = tmp_path / "r.onnx", tmp_path / "s.onnx"
     assert run(["info", src], capsys)[0] == 0
-    assert run(["rewrite", src, out], capsys)[0] == 0
+    assert run(["rewrite", "--no-probe", src, out], capsys)[0] == 0
     assert run(["info", out], capsys)[0] == 0
     assert run(["strip", out, stripped], capsys)[0] == 0
     assert not marker.exists()
@@ -489,7 +489,7 @@ def test_a_model_cannot_name_the_library_to_load(tmp_path, capsys):
     original = ort.SessionOptions
     ort.SessionOptions = Options
     try:
-        assert run(["rewrite", src, out], capsys)[0] == 0
+        assert run(["rewrite", "--no-probe", src, out], capsys)[0] == 0
     finally:
         ort.SessionOptions = original
     assert registered and set(registered) == {haste_onnx.get_library_path()}

@@ -92,8 +92,8 @@ def test_unknown_name():
 
 def test_commands_take_names(tmp_path, only_cache, capsys):
     """Every command that reads a model takes a name; a not-built name is one error line, exit 3."""
-    for command in (["eval", "vgg16"], ["rewrite", "vgg16", str(tmp_path / "o.onnx")], ["info", "vgg16"],
-                    ["strip", "vgg16", str(tmp_path / "o.onnx")], ["bench", "vgg16"]):
+    for command in (["eval", "--no-probe", "vgg16"], ["rewrite", "vgg16", str(tmp_path / "o.onnx")], ["info", "vgg16"],
+                    ["strip", "vgg16", str(tmp_path / "o.onnx")], ["bench", "--no-probe", "vgg16"]):
         code = cli.main(command)
         err = capsys.readouterr().err
         assert code == 3 and len(err.strip().splitlines()) == 1, command
@@ -106,7 +106,7 @@ def test_commands_take_names(tmp_path, only_cache, capsys):
     source = Path(__file__).resolve().parents[1] / "models" / "resnet20_fmnist.onnx"
     only_cache.mkdir(parents=True, exist_ok=True)
     shutil.copy(source, only_cache / "resnet20_fmnist.onnx")
-    code = cli.main(["rewrite", "resnet20", str(tmp_path / "r20.onnx"), "--no-load-check"])
+    code = cli.main(["rewrite", "--no-probe", "resnet20", str(tmp_path / "r20.onnx"), "--no-load-check"])
     assert code == 0 and (tmp_path / "r20.onnx").is_file()
     code = cli.main(["info", "resnet20"])
     assert code == 0 and "21 conv layers" in capsys.readouterr().out

@@ -148,7 +148,7 @@ __attribute__((noinline)) void RunOursBlocks(const PackedWeights& w, const Tile&
     else
       ours::MergeFilters<1>(member_rows, t.group_start.data(), t.scales.data(), t.singles, t.merged, ka, block_stride,
                             s.merged_w.data(), group_rows);
-    ours::GemmBlocks(group_rows, t.merged, ka, block_stride, t.cols.data(), np, nb, out);
+    ours::GemmBlocks(group_rows, t.merged, ka, block_stride, t.cols.data(), np, nb, false, out);
     if (kCollect) {  // out is [pixel][nb*16]
       const int64_t M = w.group_out;
       for (int64_t p = 0; p < np; ++p)
@@ -180,7 +180,7 @@ __attribute__((noinline)) void RunOursNarrowBlocks(const PackedWeights& w, const
     MergePair(w, t, s, b);
     for (int j = 0; j < 2; ++j) {
       for (int64_t m = 0; m < t.merged; ++m) rows_j[m] = group_rows[m] + j * block_stride;
-      ours::GemmBlocks(rows_j, t.merged, kKa, block_stride, t.cols.data(), kPx, 1, out + j * kPx * kBlock);
+      ours::GemmBlocks(rows_j, t.merged, kKa, block_stride, t.cols.data(), kPx, 1, false, out + j * kPx * kBlock);
     }
     if (full) {
       const int64_t M = w.group_out;

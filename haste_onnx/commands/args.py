@@ -124,7 +124,8 @@ def add_hashing(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sparsity", type=ranged(float, 0.0, 0.999999, "--sparsity"), default=DEFAULT_SPARSITY,
                        metavar="S", help=f"fraction of zero hyperplane entries, [0, 1) (default {DEFAULT_SPARSITY})")
     group.add_argument("--seed", type=ranged(int, 0, 2**62, "--seed"), default=0, metavar="N",
-                       help="base seed; layer k (k-th Conv in traversal order) draws with N+k (default 0)")
+                       help="base seed; layer k (k-th Conv in traversal order) draws with a hash of (N, k), so different N "
+                            "share no draws (default 0)")
     group.add_argument("--no-centering", action="store_true",
                        help="hash the raw channels instead of subtracting the channel mean first")
     group.add_argument("--merge", choices=["mean", "project"], default=DEFAULT_MERGE,
@@ -162,27 +163,50 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
 
 
 PROBE_DESTS = ("probe_budget", "budget_draws", "target_cut", "no_probe", "probe", "probe_images", "candidates",
-               "candidate_tiles", "calibration")
+               "candidate_tiles", "objective", "min_agreement", "max_error", "time_batch", "time_threads",
+               "calibration")
 # the probe's own options: without a probe (-L, --no-probe) they would be ignored
-PROBE_ONLY = ("probe_budget", "budget_draws", "probe", "probe_images", "candidates", "candidate_tiles", "calibration")
+PROBE_ONLY = ("probe_budget", "budget_draws", "probe", "probe_images", "candidates", "candidate_tiles", "objective",
+              "min_agreement", "max_error", "time_batch", "time_threads", "calibration")
+FIDELITY_DESTS = ("min_agreement", "max_error")
+TIME_DESTS = ("time_batch", "time_threads")
 
 
 def add_probe(parser: argparse.ArgumentParser) -> None:
     from ..plan import DEFAULT_HYPERPLANES
     from ..probe import BUDGET_DRAWS, DEFAULT_CANDIDATES, DEFAULT_PROBE_BUDGET
+    from ..probe.fidelity import DEFAULT_MAX_ERROR, DEFAULT_MIN_AGREEMENT
     from ..probe.images import DEFAULT_PROBE_IMAGES
 
     group = parser.add_argument_group(
         "hyperplanes per layer from a probe",
-        "By default each replaceable layer is rewritten alone at every candidate L and run on probe images "
-        "(synthetic noise: no data is read); each layer then gets the L, or stays dense, so that the conv MACs "
-        "saved on the probe (overheads included) are the most for no more summed disturbance of the output "
-        f"than one L={DEFAULT_PROBE_BUDGET} in every layer (--probe-budget). With --target-cut, the least "
-        "disturbance that saves a given share instead. --hyperplanes or --no-probe: one L for every layer, "
-        "no probe. See docs/ablations.md.")
+        "By default each replaceable layer is rewritten alone at every candidate L, run on probe images "
+        "(synthetic noise: no data is read) and timed on this machine against its Conv; each layer then gets "
+        "the L, or stays Conv, so that the time saved is the most while the whole rewritten model stays within "
+        f"the fidelity target on the probe (top-1 agreement >= {100 * DEFAULT_MIN_AGREEMENT:.0f}%, relative "
+        f"output error <= {DEFAULT_MAX_ERROR}); the whole model is then timed, and layers go back to Conv "
+        "until it is not slower. A layer that is not measurably faster stays Conv. --objective macs: the "
+        f"conv MACs saved instead, within the disturbance of one L={DEFAULT_PROBE_BUDGET} in every layer (the "
+        "previous rule). --probe-budget L: that relative rule. --target-cut: the least disturbance that saves a "
+        "share of the MACs. --hyperplanes or --no-probe: one L for every layer, no probe. See docs/cli.md.")
+    group.add_argument("--objective", choices=["time", "macs"], default=None,
+                       help="what the probe maximises: time measured on this machine (default) or conv MACs "
+                            f"(alone: the previous rule, within the disturbance of L={DEFAULT_PROBE_BUDGET})")
+    group.add_argument("--min-agreement", type=ranged(float, 0.0, 1.0, "--min-agreement"), default=None,
+                       metavar="A", help=f"fidelity target: least top-1 agreement with the original on the probe "
+                                         f"(default {DEFAULT_MIN_AGREEMENT})")
+    group.add_argument("--max-error", type=ranged(float, 0.0, None, "--max-error"), default=None, metavar="E",
+                       help="fidelity target: largest mean relative output error ||y' - y|| / ||y|| of any output "
+                            f"on the probe (default {DEFAULT_MAX_ERROR})")
+    group.add_argument("--time-batch", type=ranged(int, 1, 4096, "--time-batch"), default=None, metavar="B",
+                       help="batch the layers and the model are timed at (default 1)")
+    group.add_argument("--time-threads", type=ranged(int, 1, 256, "--time-threads"), default=None, metavar="T",
+                       help="intra-op threads they are timed with (default 1, with the process CPU clock; more: "
+                            "wall clock)")
     group.add_argument("--probe-budget", type=ranged(int, 1, MAX_HYPERPLANES, "--probe-budget"), default=None,
-                       metavar="L", help="the probe's disturbance budget: that of one L in every layer (default "
-                                         f"{DEFAULT_PROBE_BUDGET}); fewer save more and lose more")
+                       metavar="L", help="the relative rule instead of the fidelity target: no more disturbance "
+                                         f"than one L in every layer (the previous default, {DEFAULT_PROBE_BUDGET}); "
+                                         "fewer save more and lose more")
     group.add_argument("--budget-draws", type=ranged(int, 1, 64, "--budget-draws"), default=None, metavar="K",
                        help=f"draws of the budget L's hyperplanes whose mean disturbance is the budget (default "
                             f"{BUDGET_DRAWS}; 1: only the seed's own, whose luck then moves the cut)")
@@ -280,12 +304,18 @@ def _why(first: str, other: str) -> str:
     if first == "plan":
         return "the plan already holds every layer's settings"
     if first == "target_cut":
-        return "the target rule chooses L per layer itself" if other in ("hyperplanes", "no_probe") else \
-            "the target rule has no budget"
+        if other in ("hyperplanes", "no_probe"):
+            return "the target rule chooses L per layer itself"
+        return "the target rule has no budget" if other in ("probe_budget", "budget_draws") else \
+            "the target rule is a share of the conv MACs, with no fidelity target or timing"
     if first == "seeds":
         return "--seeds lists every base seed to run"
     if first == "calibration":
         return "the calibration images replace the probe's own"
+    if first == "probe_budget":
+        return "the relative rule has no absolute fidelity target"
+    if first == "objective":
+        return "the MAC objective times nothing"
     return "without a probe the probe's options have no use"
 
 
@@ -308,21 +338,40 @@ def selection_policy(args):
 
 
 def probe_options(args, threads: Optional[int] = 2):
-    """The probe's options; rule None when one L is asked for (-L, --no-probe) or the command has no probe."""
+    """The probe's options; rule None when one L is asked for (-L, --no-probe) or the command has no probe.
+
+    The rule: --target-cut: target; --probe-budget, or --objective macs without a fidelity option: the relative
+    budget rule; else the fidelity target. The objective: time unless --objective macs (the target rule: macs).
+    """
     from ..probe import BUDGET_DRAWS, DEFAULT_CANDIDATES, ProbeOptions
+    from ..probe.fidelity import FidelityTarget
+    from ..probe.layer_time import TimingContext
 
     if not hasattr(args, "no_probe"):
         return ProbeOptions(rule=None)
-    refuse_together(args, "target_cut", ("hyperplanes", "no_probe", "probe_budget", "budget_draws"))
+    refuse_together(args, "target_cut", ("hyperplanes", "no_probe", "probe_budget", "budget_draws", "objective")
+                    + FIDELITY_DESTS + TIME_DESTS)
     for one_l in ("hyperplanes", "no_probe"):
         refuse_together(args, one_l, PROBE_ONLY)
+    refuse_together(args, "probe_budget", FIDELITY_DESTS)
+    objective = args.objective or "time"
+    if objective == "macs":
+        refuse_together(args, "objective", TIME_DESTS)
     if args.target_cut is not None:
-        rule = "target"
+        rule, objective = "target", "macs"
     elif args.no_probe or args.hyperplanes is not None:
         rule = None
-    else:
+    elif args.probe_budget is not None or args.budget_draws is not None or (
+            objective == "macs" and not any(given(args, d) for d in FIDELITY_DESTS)):
         rule = "budget"
-    return ProbeOptions(rule=rule, target_cut=args.target_cut, budget_hyperplanes=args.probe_budget,
+    else:
+        rule = "fidelity"
+    fidelity = FidelityTarget(**{k: v for k, v in (("min_agreement", args.min_agreement),
+                                                   ("max_error", args.max_error)) if v is not None})
+    timing = TimingContext(**{k: v for k, v in (("batch", args.time_batch), ("threads", args.time_threads))
+                              if v is not None})
+    return ProbeOptions(rule=rule, objective=objective, fidelity=fidelity, timing=timing,
+                        target_cut=args.target_cut, budget_hyperplanes=args.probe_budget,
                         budget_draws=args.budget_draws or BUDGET_DRAWS, source=args.probe or "synthetic",
                         images=args.probe_images,
                         candidates=tuple(args.candidates) if args.candidates else DEFAULT_CANDIDATES,

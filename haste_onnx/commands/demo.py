@@ -58,6 +58,8 @@ def run(args) -> int:
     say_progress = progress_printer(True)
     plan, allocation = decide_plan(args, loaded.model, args.threads, data_info["mean"], data_info["std"],
                                    say_progress)
+    if not plan.replaced():
+        return _nothing_worth_replacing(args, loaded, entry, images, labels, data_info, allocation)
     hashing = hashing_options(args)
     options = EvalOptions(hashing=hashing, policy=selection_policy(args), batch=args.batch, threads=args.threads,
                           plans=[SeedPlan(hashing.seed, plan, allocation.to_json() if allocation else None)])
@@ -109,3 +111,29 @@ def format_demo(doc: dict) -> str:
 
         lines.insert(3, f"            {allocation_line(doc['allocation'])}")
     return "\n".join(lines)
+
+
+def _nothing_worth_replacing(args, loaded, entry, images, labels, data_info, allocation) -> int:
+    """The plan replaces nothing: say so plainly, with the original's accuracy, and succeed."""
+    from ..measure.predictor import Predictor
+    from ..measure.statistics import accuracy_block
+    from ..measure.versions import versions
+
+    why = (allocation.nothing_to_do() if hasattr(allocation, "nothing_to_do") else None) or "no layer is eligible"
+    predicted, _, _ = Predictor(loaded.model, args.threads).predict(images, args.batch)
+    original = accuracy_block(predicted == labels)
+    doc = {"command": "demo", "model": str(loaded.path), "model_name": entry.name if entry else None,
+           "versions": versions(), "data": data_info, "rewrite": None, "nothing_to_do": why,
+           "original": original, "allocation": allocation.to_json() if allocation is not None else None}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    d = doc["data"]
+    where = f"{d['source']} {d['split']} split" if d.get("split") else d["source"]
+    print("\n".join([
+        f"model:      {entry.name if entry else loaded.path} ({loaded.path})",
+        f"data:       {d['images']} images, {where} ({d['where']})",
+        f"rewrite:    nothing was worth replacing on this machine: {why}",
+        f"accuracy:   original {100 * original['accuracy']:.2f}% (the model stays as it is: speed-up 1.00x)",
+    ]))
+    return 0

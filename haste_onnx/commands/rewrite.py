@@ -32,6 +32,7 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from ..check import check_load, check_model
+    from ..errors import ModelRejected
     from ..model_io import check_output_path, load_model, save_model
     from ..plan import save_plan
     from ..rewrite import RejectedWithReport, rewrite_model
@@ -47,6 +48,9 @@ def run(args) -> int:
         model, report = rewrite_model(loaded.model, plan)
     except RejectedWithReport as err:
         _print(args, err.report, plan, out, written=False, probe=probe)
+        why = probe.nothing_to_do() if hasattr(probe, "nothing_to_do") else None
+        if why:
+            raise ModelRejected(f"nothing to do: {why}") from err
         raise
 
     def check(path: str) -> None:
@@ -70,7 +74,7 @@ def _print(args, report, plan, out, written: bool, probe=None) -> None:
             doc["allocation"] = probe.to_json()
         print(json.dumps(doc, indent=2))
         return
-    print(layers_table(report.layers))
+    print(layers_table(with_times(report.layers, plan)))
     lines = []
     if args.plan:
         lines.append(f"plan from {args.plan} (no probe)")
@@ -88,3 +92,19 @@ def _print(args, report, plan, out, written: bool, probe=None) -> None:
             lines.append(f"wrote the plan to {args.save_plan}")
     print("\n".join(lines))
     sys.stdout.flush()
+
+
+def with_times(rows, plan):
+    """The table's rows with the layer times the probe measured: `Conv -> HasteConv ms`, or the Conv's alone."""
+    from dataclasses import replace
+
+    by_site = plan.by_site()
+    out = []
+    for row in rows:
+        probe = (by_site.get(row.node).probe or {}) if row.node in by_site else {}
+        if probe.get("conv_ms") is not None and " ms" not in (row.reason or ""):
+            timed = (f"{probe['conv_ms']:.3f} -> {probe['haste_ms']:.3f} ms" if probe.get("haste_ms") is not None
+                     else f"Conv {probe['conv_ms']:.3f} ms")
+            row = replace(row, note=f"{row.note}; {timed}" if row.note else timed)
+        out.append(row)
+    return out

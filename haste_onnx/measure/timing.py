@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -19,18 +19,20 @@ def batch_of(images: np.ndarray, batch: int) -> Tuple[np.ndarray, bool]:
 
 
 def time_alternating(first, second, feed: dict, repeats: int, warmup: int,
-                     clock=time.perf_counter) -> Tuple[List[float], List[float]]:
-    """Milliseconds per run for two sessions, alternating; the order within a pair flips every pair."""
+                     clock=time.perf_counter, second_feed: Optional[dict] = None) -> Tuple[List[float], List[float]]:
+    """Milliseconds per run for two sessions, alternating; the order within a pair flips every pair.
+    `second_feed` (default `feed`) is what the second session runs on."""
+    feeds = {id(first): feed, id(second): feed if second_feed is None else second_feed}
     for _ in range(warmup):
-        first.run(None, feed)
-        second.run(None, feed)
+        first.run(None, feeds[id(first)])
+        second.run(None, feeds[id(second)])
     a: List[float] = []
     b: List[float] = []
     for i in range(repeats):
         order = ((first, a), (second, b)) if i % 2 == 0 else ((second, b), (first, a))
         for sess, times in order:
             t0 = clock()
-            sess.run(None, feed)
+            sess.run(None, feeds[id(sess)])
             times.append(1e3 * (clock() - t0))
     return a, b
 
@@ -42,3 +44,10 @@ def latency_stats(samples: Sequence[float]) -> dict:
             "max_ms": float(v.max()), "mean_ms": float(v.mean()), "std_ms": float(v.std(ddof=1)) if v.size > 1 else 0.0,
             "iqr_rel": float((q3 - q1) / med) if med > 0 else None, "n": int(v.size),
             "samples_ms": [float(x) for x in v]}
+
+
+def pair_ratios(first: Sequence[float], second: Sequence[float]) -> dict:
+    """Quartiles of the per-pair ratios first / second (above 1: the second is faster)."""
+    ratios = np.asarray(first, np.float64) / np.maximum(np.asarray(second, np.float64), 1e-12)
+    q1, med, q3 = np.percentile(ratios, [25, 50, 75])
+    return {"median": float(med), "p25": float(q1), "p75": float(q3)}

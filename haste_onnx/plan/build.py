@@ -3,8 +3,8 @@
 Every Conv the policy accepts gets the options' settings: L and the tile from
 the first `--layer-hyperplanes` / `--layer-tile` pattern that matches its
 name (the layer is then pinned: a probe leaves it as given), else the global
-ones; the seed is `seed + k` for the k-th Conv or HasteConv in traversal
-order. Every other site is kept with the policy's reason.
+ones; the seed is `options.layer_seed(seed, k)` (a hash of the two) for the
+k-th Conv or HasteConv in traversal order. Every other site is kept with the policy's reason.
 """
 from __future__ import annotations
 

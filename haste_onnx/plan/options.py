@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -51,8 +52,10 @@ class HashingOptions:
             raise ValueError(f"--seed must be >= 0, got {self.seed}")
 
     def node_seed(self, index: int) -> int:
-        """The seed of the `index`-th Conv/HasteConv in traversal order."""
-        return self.seed + index
+        """The seed of the `index`-th Conv/HasteConv in traversal order: a hash of (seed, index), so runs with
+        different seeds share no draws (with `seed + index`, layer k under seed s + 1 drew what layer k + 1
+        drew under seed s)."""
+        return layer_seed(self.seed, index)
 
     def pinned_hyperplanes(self, names) -> "int | None":
         """L from the first `layer_hyperplanes` pattern matching one of `names`, else None."""
@@ -68,6 +71,12 @@ class HashingOptions:
                 "centering": self.centering, "magnitude_split": self.magnitude_split, "merge": self.merge,
                 "layer_hyperplanes": [list(p) for p in self.layer_hyperplanes],
                 "layer_tiles": [[p, list(t)] for p, t in self.layer_tiles], "fuse": self.fuse}
+
+
+def layer_seed(seed: int, index: int) -> int:
+    """The first 7 bytes of SHA-256 of "haste-onnx:<seed>:<index>", as an integer (< 2**56)."""
+    digest = hashlib.sha256(f"haste-onnx:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:7], "little")
 
 
 def _first_match(names, pairs):

@@ -2,15 +2,28 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .layers import LayerProbe
 
 
-def _options(probes: List[LayerProbe], step: float):
-    """Per layer its choices that save something: (choice, disturbance, saving, saving in whole steps)."""
-    return [[(c, d, s, int(math.floor(s / step + 1e-6))) for c, (d, s) in sorted(p.choices.items()) if s > 0]
-            for p in probes]
+def mac_saving(probe: LayerProbe, choice) -> float:
+    """The default value of a choice: the conv MACs it saves per image, overheads counted."""
+    return probe.choices[choice][1]
+
+
+def _options(probes: List[LayerProbe], step: float, value: Callable = mac_saving):
+    """Per layer its choices that save something: (choice, disturbance, saving, saving in whole steps); the
+    saving is `value(probe, choice)` (None: not a choice)."""
+    options = []
+    for p in probes:
+        opts = []
+        for c, (d, _) in sorted(p.choices.items()):
+            s = value(p, c)
+            if s is not None and s > 0:
+                opts.append((c, d, s, int(math.floor(s / step + 1e-6))))
+        options.append(opts)
+    return options
 
 
 def _knapsack(options, cap: int):
@@ -71,16 +84,19 @@ def choose(probes: List[LayerProbe], conv_macs: float, target: float,
     return _totals(probes, _walk_back(probes, options, back, need), conv_macs)
 
 
-def choose_within(probes: List[LayerProbe], conv_macs: float, budget: float,
-                  resolution: int = 4000) -> Tuple[Dict[str, Optional[tuple]], float, float]:
-    """Per layer None (dense) or one of its choices: the largest summed saving whose summed disturbance is at most `budget`.
+def choose_within(probes: List[LayerProbe], conv_macs: float, budget: float, resolution: int = 4000,
+                  value: Callable = mac_saving,
+                  total: Optional[float] = None) -> Tuple[Dict[str, Optional[tuple]], float, float]:
+    """Per layer None (dense) or one of its choices: the largest summed saving whose summed disturbance is at most
+    `budget`.
 
     The same knapsack as `choose`, over every reachable saving (in steps of
-    conv_macs / resolution, rounded down); among the savings within the
-    budget the largest wins. Returns (choice, saving / conv_macs, summed
-    disturbance).
+    total / resolution, rounded down; `total` defaults to conv_macs); among the
+    savings within the budget the largest wins. The saving is `value(probe,
+    choice)`: the MACs saved by default, or the time saved (the probe's time
+    objective). Returns (choice, MACs saved / conv_macs, summed disturbance).
     """
-    options = _options(probes, conv_macs / resolution)
+    options = _options(probes, (total or conv_macs) / resolution, value)
     reachable = sum(max((o[3] for o in opts), default=0) for opts in options)
     best, back = _knapsack(options, reachable)
     slack = 1e-9 * max(abs(budget), 1e-30)  # sums in another order than the budget's

@@ -25,6 +25,17 @@ class LayerProbe:
     choices: Dict[Tuple[int, Tuple[int, int]], Tuple[float, float]] = field(default_factory=dict)
     # (L, tile) -> the disturbances of other draws of its hyperplanes (`other_draws`)
     other_draws: Dict[Tuple[int, Tuple[int, int]], List[float]] = field(default_factory=dict)
+    # (L, tile) -> the HasteConv piece's timing (`layer_time.LayerPiece.time`), when the probe timed layers
+    times: Dict[Tuple[int, Tuple[int, int]], dict] = field(default_factory=dict)
+    conv_ms: List[float] = field(default_factory=list)  # the Conv piece's median ms, once per timed pair
+
+    def dense_ms(self) -> Optional[float]:
+        return float(np.median(self.conv_ms)) if self.conv_ms else None
+
+    def time_saved(self, choice) -> Optional[float]:
+        """Milliseconds per timed batch that `choice` saves against the Conv; None when not timed."""
+        timing = self.times.get(choice)
+        return None if timing is None or not self.conv_ms else self.dense_ms() - timing["ms"]
 
     def mean_disturbance(self, choice) -> float:
         """The disturbance of `choice` averaged over the seed's own draw and the other draws."""
@@ -40,12 +51,15 @@ def choice_text(choice) -> str:
 def probe_layers(model: onnx.ModelProto, images: np.ndarray, plan: Plan, candidates: Sequence[int],
                  threads: Optional[int] = 2, progress: Optional[Callable[[str], None]] = None,
                  tiles: Sequence[Tuple[int, int]] = (DEFAULT_TILE,),
-                 draws: Optional[Tuple[Tuple[int, Tuple[int, int]], int]] = None) -> Tuple[List[LayerProbe], float]:
+                 draws: Optional[Tuple[Tuple[int, Tuple[int, int]], int]] = None,
+                 timing=None) -> Tuple[List[LayerProbe], float]:
     """Per layer the plan replaces, and candidate (L, tile): (disturbance, net MACs saved per image); and the
     conv MACs per image.
 
     Each layer is rewritten alone (`Plan.only`, its other settings as planned). `draws` = ((L, tile), K):
-    that choice is also run with K - 1 other draws of its hyperplanes (`LayerProbe.other_draws`).
+    that choice is also run with K - 1 other draws of its hyperplanes (`LayerProbe.other_draws`). With
+    `timing` (a `layer_time.TimingContext`) every candidate is also timed against the Conv
+    (`LayerProbe.times`, `conv_ms`).
     """
     from ..measure.conv_work import conv_macs_per_image
     from ..model_inputs import fixed_batch
@@ -71,10 +85,21 @@ def probe_layers(model: onnx.ModelProto, images: np.ndarray, plan: Plan, candida
             one = plan.only(layer.site, replace(layer.settings, hyperplanes=candidates[0], tile=tile))
             rewritten, _ = rewrite_model(model, one)
             run = _LayerRun(rewritten, layer.site, threads)
+            piece = None
+            if timing is not None:
+                from .layer_time import LayerPiece
+
+                piece = LayerPiece(model, rewritten, run.node, images, timing)
             for count in candidates:
                 disturbance, saved, probe.dense_macs = run.measure(images, batch, reference, count, run.seed,
                                                                    layer.settings.sparsity)
                 probe.choices[(count, tile)] = (disturbance, saved)
+                if piece is not None:
+                    from ..op.hyperplanes import draw_hyperplanes
+
+                    conv, haste = piece.time(draw_hyperplanes(count, run.patch, layer.settings.sparsity, run.seed))
+                    probe.conv_ms.append(conv["ms"])
+                    probe.times[(count, tile)] = haste
                 if draws is not None and draws[1] > 1 and draws[0] == (count, tile):
                     probe.other_draws[(count, tile)] = [
                         run.measure(images, batch, reference, count, run.seed + k * DRAW_SEED_STRIDE,
@@ -100,6 +125,7 @@ class _LayerRun:
         node = next((n for n in measured.graph.node if is_haste(n) and n.output[0] == output), None)
         if node is None:
             raise ValueError(f"the probe measures layers of the main graph only; {site} is inside a subgraph")
+        self.node = next(n for n in model.graph.node if is_haste(n) and n.output[0] == output)
         self.seed = next(a.i for a in node.attribute if a.name == "seed")
         self.planes_name = node.input[3]
         graph = measured.graph
