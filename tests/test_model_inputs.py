@@ -152,13 +152,13 @@ def test_rewrite_probes_an_nhwc_model_and_says_what_it_assumed(tmp_path, capsys)
     src = tmp_path / "nhwc.onnx"
     onnx.save(nhwc_model(), str(src))
     code = cli.main(["rewrite", str(src), str(tmp_path / "o.onnx"), "--probe-images", "4", "--candidates", "4,8",
-                     "--budget-draws", "1"])
+                     "--objective", "macs"])
     text, _ = capsys.readouterr()
     assert code == 0
     assert ("probe images: data-free (4 synthetic image(s)): input 'input' NHWC 1x16x16x3, values in [0, 1], "
             "(x - mean) / std") in text
     code = cli.main(["rewrite", str(src), str(tmp_path / "o2.onnx"), "--json", "--probe-images", "4",
-                     "--candidates", "4,8", "--budget-draws", "1", "--range", "0,255", "--save-plan",
+                     "--candidates", "4,8", "--objective", "macs", "--range", "0,255", "--save-plan",
                      str(tmp_path / "plan.json")])
     doc = json.loads(capsys.readouterr()[0])
     assert code == 0 and "values in [0, 255], no normalisation" in doc["allocation"]["inputs"]
@@ -170,7 +170,7 @@ def test_rewrite_with_free_dims_probes_at_the_stated_shape(tmp_path, capsys):
     src = tmp_path / "free.onnx"
     onnx.save(nhwc_model(h="H", w="W"), str(src))
     code = cli.main(["rewrite", str(src), str(tmp_path / "o.onnx"), "--json", "--probe-images", "4",
-                     "--candidates", "4,8", "--budget-draws", "1", "--input-shape", "1x12x12x3"])
+                     "--candidates", "4,8", "--objective", "macs", "--input-shape", "1x12x12x3"])
     doc = json.loads(capsys.readouterr()[0])
     assert code == 0 and doc["allocation"]["rule"] == "budget" and "skipped" not in doc["allocation"]
     assert "NHWC 1x12x12x3" in doc["allocation"]["inputs"] and "12x12 from the input shape stated" in \
@@ -183,7 +183,7 @@ def test_rewrite_with_a_calibration_folder_is_data_light(tmp_path, capsys):
     onnx.save(nhwc_model(), str(src))
     folder = image_folder(tmp_path / "calib", count=5)
     code = cli.main(["rewrite", str(src), str(tmp_path / "o.onnx"), "--calibration", str(folder), "--candidates",
-                     "4,8", "--budget-draws", "1"])
+                     "4,8", "--objective", "macs"])
     text, _ = capsys.readouterr()
     assert code == 0 and f"probe images: data-light (5 calibration image(s) from {folder}" in text
     code = cli.main(["rewrite", str(src), str(tmp_path / "o2.onnx"), "--calibration", str(tmp_path / "nowhere")])
