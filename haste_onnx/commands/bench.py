@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .args import add_inputs
-from .args import (add_data, add_hashing, add_output_format, add_probe, add_runtime, add_selection, decide_plan,
-                   ranged)
+from .args import add_data, add_hashing, add_output_format, add_runtime, add_selection, ranged
+from .probe_args import add_inputs, add_probe, decide_plan
 from .tables import format_table
 
 HELP = "time the original and the rewritten model (latency, ideal vs measured speed-up, per layer, memory)"

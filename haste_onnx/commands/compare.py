@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import sys
 
-from .args import add_inputs, add_output_format, add_runtime, ranged
+from .args import add_output_format, add_runtime, ranged
+from .probe_args import add_inputs
 from .tables import format_table
 
 HELP = "compare the outputs of a model and its rewrite on the same images (agreement, error, boxes kept)"
@@ -55,7 +56,7 @@ def run(args) -> int:
     from ..model_inputs import describe_input
     from ..model_io import load_model
     from ..zoo import resolve_model
-    from .args import input_spec
+    from .probe_args import input_spec
 
     path, entry = resolve_model(args.original)
     original = load_model(path)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import sys
 
-from .args import add_inputs
-from .args import (add_data, add_hashing, add_model_input, add_output_format, add_probe, add_runtime, add_selection,
-                   decide_plan, progress_printer, ranged)
+from .args import (add_data, add_hashing, add_model_input, add_output_format, add_runtime, add_selection,
+                   progress_printer, ranged)
+from .probe_args import add_inputs, add_probe, decide_plan
 
 HELP = "rewrite the bundled ResNet-20 and compare accuracy, measured conv MACs and latency on Fashion-MNIST"
 

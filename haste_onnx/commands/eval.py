@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
-from .args import add_inputs
-from .args import (add_data, add_hashing, add_output_format, add_probe, add_runtime, add_selection, data_source,
-                   decide_plan, progress_printer, refuse_together)
+from .args import (add_data, add_hashing, add_output_format, add_runtime, add_selection, data_source, progress_printer,
+                   refuse_together)
+from .probe_args import add_inputs, add_probe, decide_plan
 from .tables import format_table
 
 HELP = "accuracy and measured conv MACs of a model before and after the rewrite, on real data"

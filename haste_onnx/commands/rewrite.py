@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import sys
 
-from .args import add_inputs
-from .args import (add_hashing, add_model_input, add_model_output, add_output_format, add_plan_files, add_probe,
-                   add_selection, decide_plan, progress_printer)
+from .args import (add_hashing, add_model_input, add_model_output, add_output_format, add_plan_files, add_selection,
+                   progress_printer)
+from .probe_args import add_inputs, add_probe, decide_plan
 from .tables import layers_table
 
 HELP = "replace eligible Conv layers by HasteConv"
