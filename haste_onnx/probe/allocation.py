@@ -286,13 +286,15 @@ def allocate(model: onnx.ModelProto, plan: Plan, target: Optional[float] = None,
              tiles: Optional[Sequence[Tuple[int, int]]] = None,
              budget_hyperplanes: Optional[int] = None, budget_draws: int = BUDGET_DRAWS,
              tile: Tuple[int, int] = DEFAULT_TILE, rule: Optional[str] = None, objective: str = "macs",
-             fidelity: Optional[FidelityTarget] = None, timing: Optional[TimingContext] = None) -> Allocation:
+             fidelity: Optional[FidelityTarget] = None, timing: Optional[TimingContext] = None,
+             fidelity_images: Optional[np.ndarray] = None) -> Allocation:
     """Choose L (and, with several `tiles`, the tile) for every layer `plan` replaces (see the module
     docstring). `rule`: "target" (with `target`), "budget" (one L = `budget_hyperplanes`, default
     DEFAULT_PROBE_BUDGET, in every layer at `tile`, its disturbance averaged over `budget_draws` draws of
     its hyperplanes) or "fidelity" (within `fidelity`); None: "target" when `target` is given, else
     "budget". `objective` "time" times every candidate with `timing` and maximises the time saved; "macs"
-    the conv MACs saved. `images` replace the synthetic probe when given. `Allocation.apply_to(plan)` gives
+    the conv MACs saved. `images` replace the synthetic probe when given; the fidelity rule checks the whole
+    model on `fidelity_images` (default: `images`). `Allocation.apply_to(plan)` gives
     the plan with the choice."""
     rule = rule or ("target" if target is not None else "budget")
     if (rule == "target") != (target is not None):
@@ -331,7 +333,8 @@ def allocate(model: onnx.ModelProto, plan: Plan, target: Optional[float] = None,
         layers, cut, disturbance = choose_within(probes, conv_macs, budget, value=value, total=total or None)
         return Allocation(layers, probes, None, conv_macs, cut, disturbance, probe, budget_hyperplanes, budget,
                           uniform_cut, budget_draws, **common)
-    return _within_fidelity(model, plan, images, probes, conv_macs, threads, value, total, fidelity, probe, common,
+    checked = images if fidelity_images is None else np.ascontiguousarray(fidelity_images, np.float32)
+    return _within_fidelity(model, plan, checked, probes, conv_macs, threads, value, total, fidelity, probe, common,
                             progress)
 
 

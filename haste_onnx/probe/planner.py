@@ -34,6 +34,9 @@ ALREADY_REWRITTEN = "the model holds HasteConv already: the probe's choice stand
 SPEED_CHECK_REPEATS = 20
 MAX_GIVE_BACKS = 4  # layers given back to Conv one at a time before the check gives up on the rest
 SLOWER = "given back to Conv: the whole rewritten model was not faster with it"
+# Fidelity is checked on at least this many images: large inputs get few probe images (default_probe_count),
+# too few for a top-1 agreement to mean much.
+MIN_FIDELITY_IMAGES = 32
 
 
 def plan_with_probe(model: onnx.ModelProto, options: HashingOptions = HashingOptions(), policy: Policy = Policy(),
@@ -64,17 +67,20 @@ def plan_with_probe(model: onnx.ModelProto, options: HashingOptions = HashingOpt
             raise CheckError(str(err)) from err
         raise
     model = with_input_shape(model, images.shape)  # free dims take the probe images' size
+    checked = images
+    if len(images) < MIN_FIDELITY_IMAGES and probe.images is None and not probe.inputs.calibration:
+        checked = probe_images(model, replace(probe, images=MIN_FIDELITY_IMAGES), mean, std)[0]
     allocation = allocate(model, plan, probe.target_cut, images=images, probe=probe.source,
                           candidates=probe.candidates, threads=probe.threads, mean=mean, std=std, progress=progress,
                           tiles=list(probe.candidate_tiles) if probe.candidate_tiles else None,
                           budget_hyperplanes=probe.budget_hyperplanes, budget_draws=probe.budget_draws,
                           tile=tuple(options.tile), rule=probe.rule, objective=probe.objective,
-                          fidelity=probe.fidelity, timing=probe.timing)
+                          fidelity=probe.fidelity, timing=probe.timing, fidelity_images=checked)
     allocation.inputs = assumed
     if allocation.objective == "time":
         allocation = speed_check(model, plan, allocation, images, probe.timing, progress)
     if allocation.fidelity is None and any(c is not None for c in allocation.layers.values()):
-        allocation.fidelity = final_fidelity(model, allocation.apply_to(plan), images, probe.threads)
+        allocation.fidelity = final_fidelity(model, allocation.apply_to(plan), checked, probe.threads)
     return allocation.apply_to(plan), allocation
 
 
