@@ -97,3 +97,20 @@ def test_the_readme_layout_names_what_the_tree_holds():
     parts = {p.name + ("/" if p.is_dir() else "") for p in PACKAGE.iterdir()
              if p.name not in ("__init__.py", "__pycache__", "lib")}
     assert parts <= inside, parts - inside
+
+
+def test_every_declared_dependency_is_imported_by_the_package():
+    """A dependency nothing imports is dead weight for every user (onnx-graphsurgeon was one)."""
+    import re
+
+    text = (PACKAGE.parent / "pyproject.toml").read_text()
+    block = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    names = [re.split(r"[<>=!~ ;\[]", item.strip().strip('",'))[0] for item in block.splitlines() if item.strip()]
+    imported = set()
+    for path in modules():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    assert names and all(n.replace("-", "_") in imported for n in names), (names, sorted(imported))
