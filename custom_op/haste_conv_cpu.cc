@@ -41,6 +41,15 @@ void Workspace::Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_
   grow(in_rows, channels);
   grow(w_rows, channels);
   grow(group_rows, channels);
+  grow(w_rows2, channels);
+  grow(group_rows2, channels);
+  grow(first_of, channels);
+  grow(pairs, 2 * channels);
+  grow(skip, 2 * channels);
+  grow(cols2, channels * kernel_area * np);
+  grow(prepared_members2, channels);
+  grow(prepared_group_start2, channels + 1);
+  grow(prepared_scales2, channels);
   // Up to four blocks of merged rows, each a block stride (channels rows and one more line) after the last.
   grow(merged_w, (3 * channels + channels / 2) * kernel_area * kBlock + 3 * kBlock);
   int64_t table = 16;
@@ -183,6 +192,9 @@ struct Job {
   // Two-phase mode: a run of prepared tiles [first, first + count) kept between
   // the phases, then computed kItemBlocks blocks at a time in tile_ranges ranges of tiles.
   int64_t first = 0, count = 0, tile_ranges = 1;
+  // Tile-by-tile mode: work items of two tiles each (pairs), of `tiles` in all.
+  bool pairs = false;
+  int64_t tiles = 0;
   // Uninitialised buffers (every element is written before it is read).
   std::vector<PreparedTile> prepared;
   LineBuffer<float> cols, scales;
@@ -206,21 +218,31 @@ thread_local Workspace tls_workspace;
 // in the GEMM (ComputeBlocks' wide pass).
 constexpr int64_t kItemBlocks = 2;
 
-// One tile, all output blocks.
+// One tile, all output blocks; with job.pairs, tiles 2*index and 2*index + 1
+// (ComputeBlocks then merges the groups they share in one pass).
 void RunWholeTile(void* data, size_t index) {
   const FlushSubnormals flush;
   Job& job = *static_cast<Job*>(data);
   Workspace& ws = tls_workspace;
   const ConvGeometry& g = *job.g;
-  TileTask task = TaskOf(g, static_cast<int64_t>(index));
-  task.block_begin = 0;
-  task.block_end = job.w->blocks;
+  const int64_t first = job.pairs ? 2 * static_cast<int64_t>(index) : static_cast<int64_t>(index);
+  const int64_t count = job.pairs ? std::min<int64_t>(2, job.tiles - first) : 1;
   const int64_t np = job.isa.padded_pixels(g.tile_h * g.tile_w);
   ws.Reserve(g.group_in, g.patch_size(), g.kernel_h * g.kernel_w, np);
-  PreparedTile tile{ws.cols.data(), ws.prepared_members.data(), ws.prepared_group_start.data(),
-                    ws.prepared_scales.data(), 0};
-  job.isa.prepare(g, job.x, job.padded, *job.h, task, ws, &tile, job.tile_stats ? job.tile_stats + index : nullptr);
-  job.isa.compute(g, *job.w, job.bias, job.z, job.y, task, tile, ws);
+  TileTask tasks[2];
+  PreparedTile tiles[2] = {{ws.cols.data(), ws.prepared_members.data(), ws.prepared_group_start.data(),
+                            ws.prepared_scales.data(), 0},
+                           {ws.cols2.data(), ws.prepared_members2.data(), ws.prepared_group_start2.data(),
+                            ws.prepared_scales2.data(), 0}};
+  for (int64_t i = 0; i < count; ++i) {
+    tasks[i] = TaskOf(g, first + i);
+    tasks[i].block_begin = 0;
+    tasks[i].block_end = job.w->blocks;
+    job.isa.prepare(g, job.x, job.padded, *job.h, tasks[i], ws, &tiles[i],
+                    job.tile_stats ? job.tile_stats + first + i : nullptr);
+  }
+  job.isa.compute(g, *job.w, job.bias, job.z, job.y, tasks[0], tiles[0], ws, count > 1 ? &tasks[1] : nullptr,
+                  count > 1 ? &tiles[1] : nullptr);
 }
 
 // Two-phase mode, phase 1: hash, group and im2col one tile of the run.
@@ -240,11 +262,16 @@ void ComputeOnly(void* data, size_t index) {
   const int64_t block = static_cast<int64_t>(index) / job.tile_ranges * kItemBlocks;
   const int64_t range = static_cast<int64_t>(index) % job.tile_ranges;
   const int64_t begin = range * job.count / job.tile_ranges, end = (range + 1) * job.count / job.tile_ranges;
-  for (int64_t t = begin; t < end; ++t) {
-    TileTask task = TaskOf(*job.g, job.first + t);
-    task.block_begin = block;
-    task.block_end = std::min(block + kItemBlocks, job.w->blocks);
-    job.isa.compute(*job.g, *job.w, job.bias, job.z, job.y, task, job.prepared[t], tls_workspace);
+  for (int64_t t = begin; t < end; t += 2) {  // two tiles at a time (see RunWholeTile)
+    TileTask tasks[2];
+    const int64_t count = std::min<int64_t>(2, end - t);
+    for (int64_t i = 0; i < count; ++i) {
+      tasks[i] = TaskOf(*job.g, job.first + t + i);
+      tasks[i].block_begin = block;
+      tasks[i].block_end = std::min(block + kItemBlocks, job.w->blocks);
+    }
+    job.isa.compute(*job.g, *job.w, job.bias, job.z, job.y, tasks[0], job.prepared[t], tls_workspace,
+                    count > 1 ? &tasks[1] : nullptr, count > 1 ? &job.prepared[t + 1] : nullptr);
   }
 }
 
@@ -300,7 +327,10 @@ void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w,
   constexpr int64_t kRunBytes = 64 << 20;  // prepared tiles kept at once
   const double weight_bytes = 4.0 * g.group_in * g.kernel_h * g.kernel_w * g.group_out;
   if (w.blocks == 1 || (tiles >= kMinItems && weight_bytes <= kCachedWeightBytes)) {
-    parallel_for(static_cast<size_t>(tiles), RunWholeTile, &job);
+    // Pairs of tiles (neighbours often share groups), where enough work items remain.
+    job.tiles = tiles;
+    job.pairs = tiles >= 2 * kMinItems;
+    parallel_for(static_cast<size_t>(job.pairs ? (tiles + 1) / 2 : tiles), RunWholeTile, &job);
   } else {
     const int64_t np = job.isa.padded_pixels(g.tile_h * g.tile_w);
     const int64_t cols_per_tile = g.group_in * g.kernel_h * g.kernel_w * np;

@@ -46,6 +46,13 @@ struct Workspace {
   Floats scales, prepared_scales;
   std::vector<const float*> in_rows, w_rows;  // merged inputs; members' weight rows of one block, in group order
   std::vector<const float*> group_rows;        // per group: its (merged) weight row of one block
+  // The second tile of a pair (ComputeBlocks with tile2): its rows, the groups
+  // both tiles share, and a second PreparedTile's storage (RunWholeTile).
+  std::vector<const float*> w_rows2, group_rows2;
+  std::vector<int32_t> first_of, pairs;
+  std::vector<uint8_t> skip;
+  Floats cols2, prepared_scales2;
+  std::vector<int32_t> prepared_members2, prepared_group_start2;
   Floats merged_w;                             // merged filter rows of up to two blocks
 
   void Reserve(int64_t channels, int64_t d, int64_t kernel_area, int64_t np);
@@ -55,13 +62,16 @@ struct Workspace {
 };
 
 // Per instruction set: steps 1-7a of a tile (PrepareTile), and steps 6b-7b for a
-// range of output blocks (ComputeBlocks). See haste_conv_cpu_tile.inc.
+// range of output blocks (ComputeBlocks) of one tile, or of two tiles (task2 and
+// tile2 not null), whose shared groups then read their weights once for both.
+// See haste_conv_cpu_tile.inc.
 #define HASTE_DECLARE_TILE(isa)                                                                              \
   namespace isa {                                                                                            \
   void PrepareTile(const ConvGeometry& g, const float* x, const PaddedInput& xp, const PackedHyperplanes& h,   \
                    const TileTask& task, Workspace& ws, PreparedTile* out, HasteStats* stats);                 \
   void ComputeBlocks(const ConvGeometry& g, const PackedWeights& w, const float* bias, const float* z, float* y, \
-                     const TileTask& task, const PreparedTile& tile, Workspace& ws);                         \
+                     const TileTask& task, const PreparedTile& tile, Workspace& ws, const TileTask* task2,     \
+                     const PreparedTile* tile2);                                                              \
   int64_t PaddedTilePixels(int64_t pixels);                                                                  \
   }
 

@@ -361,3 +361,27 @@ def test_kernel_refuses_residual_of_another_shape(run_haste):
     x, w, b, h = make_arrays(case)
     with pytest.raises(Exception, match=r"Z must have the output's shape \[1, 8, 6, 6\], got \[1, 8, 6, 5\]"):
         run_haste(_fused_model(case, w, b, h, "", None, True), {"X": x, "Z": np.zeros((1, 8, 6, 5), np.float32)})
+
+
+@pytest.mark.parametrize("merge", ["mean", "project"])
+@pytest.mark.parametrize("channels,size", [(32, 32), (256, 8)])
+def test_kernel_neighbouring_tiles_that_share_groups(merge, channels, size, run_haste):
+    """Channels that are (nearly) positive multiples of four patterns (centring off) fall into the same four
+    groups in most tiles, so the pairs of tiles the kernel computes together share groups (their merged filters
+    are summed in one pass over the weights, with each tile's scales): tile by tile (32 channels, 64 tiles) and
+    in two phases (256 channels); one and two threads."""
+    case = Case(batch=2, in_channels=channels, out_channels=48, height=size, width=size, kernel=(3, 3),
+                pads=(1, 1, 1, 1), hyperplanes=12, centering=False, merge=merge)
+    x, w, b, h = make_arrays(case)
+    rng = np.random.default_rng(5)
+    patterns = rng.standard_normal((2, 4, size, size)).astype(np.float32)
+    scales = rng.uniform(0.5, 2.0, channels).astype(np.float32)
+    x = patterns[:, np.arange(channels) % 4] * scales[None, :, None, None]
+    # A little noise, so that merge="project" gives each tile its own scales.
+    x = (x + 0.01 * rng.standard_normal(x.shape)).astype(np.float32)
+    counts = merged_channel_count(x, h, case.conv(), case.tile, False)
+    assert counts.mean() <= 8  # tiles merge their channels into a few groups
+    expected = reference(case, x, w, b, h)
+    for threads in (1, 2):
+        actual = run_haste(haste_model(case, w, b, h), {"X": x}, threads=threads)
+        assert relative_error(actual, expected) <= TOLERANCE
