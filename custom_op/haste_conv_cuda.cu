@@ -419,6 +419,15 @@ size_t HasteConvCudaWorkspaceBytes(const ConvGeometry& g, std::string* error) {
   return static_cast<size_t>(ChunkTasks(g, layout)) * layout.bytes;
 }
 
+void HasteConvCudaLayout(const ConvGeometry& g, size_t out[5]) {
+  const TileLayout layout = MakeLayout(g.group_in, g.patch_size());
+  out[0] = layout.bytes;
+  out[1] = layout.codes;
+  out[2] = layout.header;
+  out[3] = static_cast<size_t>(ChunkTasks(g, layout));
+  out[4] = static_cast<size_t>(TotalTasks(g));
+}
+
 std::string HasteConvCudaLaunch(const ConvGeometry& g, const CudaConvArgs& a, void* workspace,
                                 size_t workspace_bytes, void* stream_ptr) {
   cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);

@@ -30,6 +30,12 @@ struct CudaConvArgs {
 // Returns 0 and sets *error for a geometry the CUDA kernel does not support.
 size_t HasteConvCudaWorkspaceBytes(const ConvGeometry& g, std::string* error);
 
+// Where tile task t's hash codes (uint64 [C_in/group]) and merged-channel
+// count (int32) lie in the workspace after a call whose tasks all fit one
+// chunk: out = {tile_bytes, codes_offset, count_offset, tasks_per_chunk, tasks};
+// task t = ((n * groups + group) * tiles_y + tile_y) * tiles_x + tile_x. For tests.
+void HasteConvCudaLayout(const ConvGeometry& g, size_t out[5]);
+
 // Enqueues the whole call on `stream` (a cudaStream_t; null: the default
 // stream) with no host synchronisation. `workspace` holds at least
 // HasteConvCudaWorkspaceBytes(g) bytes of device memory. Returns an empty

@@ -86,3 +86,12 @@ extern "C" __attribute__((visibility("default"))) int haste_cuda_conv(const Hast
   const std::string launch = haste::HasteConvCudaLaunch(g, args, workspace, workspace_bytes, stream);
   return launch.empty() ? 0 : Fail(launch, error, error_size);
 }
+
+extern "C" __attribute__((visibility("default"))) int haste_cuda_layout(const HasteCudaCall* call, size_t out[5],
+                                                                        char* error, size_t error_size) {
+  haste::ConvGeometry g;
+  const std::string problem = Geometry(call, &g);
+  if (!problem.empty()) return Fail(problem, error, error_size);
+  haste::HasteConvCudaLayout(g, out);
+  return 0;
+}

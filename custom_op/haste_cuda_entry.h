@@ -49,6 +49,12 @@ int haste_cuda_plan(const HasteCudaCall* call, int64_t y_shape[4], size_t* works
 int haste_cuda_conv(const HasteCudaCall* call, void* workspace, size_t workspace_bytes, void* stream, char* error,
                     size_t error_size);
 
+/* For tests: out = {tile_bytes, codes_offset, count_offset, tasks_per_chunk, tasks}. After a call whose
+ * tasks all fit one chunk, tile task t's uint64 hash codes [C_in/group] are at workspace + t * tile_bytes +
+ * codes_offset and its int32 merged-channel count at + count_offset; t = ((n * group + g) * tiles_y + ty) *
+ * tiles_x + tx. */
+int haste_cuda_layout(const HasteCudaCall* call, size_t out[5], char* error, size_t error_size);
+
 /* HASTE_CUDA_ENTRY_VERSION of the library, so that callers can check the struct. */
 int haste_cuda_entry_version(void);
 

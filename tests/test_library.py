@@ -24,7 +24,7 @@ def test_library_exports_only_register_custom_ops():
                          text=True, check=True).stdout
     symbols = {line.split()[-1] for line in out.splitlines() if line.strip()}
     # A build with CUDA (cmake/Cuda.cmake) also exports the C entry point of custom_op/haste_cuda_entry.h.
-    cuda_entry = {"haste_cuda_plan", "haste_cuda_conv", "haste_cuda_entry_version"}
+    cuda_entry = {"haste_cuda_plan", "haste_cuda_conv", "haste_cuda_entry_version", "haste_cuda_layout"}
     assert symbols in ({"RegisterCustomOps"}, {"RegisterCustomOps"} | cuda_entry)
 
 
