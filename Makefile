@@ -60,6 +60,13 @@ clean:
 	cache="$${HASTE_ONNX_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/haste-onnx}"; \
 	  rm -rf "$$cache/fashion-mnist"; rmdir "$$cache" 2>/dev/null || true
 
+# CI's check of the CUDA path without a GPU (README, "With CUDA"): nvcc from PyPI
+# into build/cuda-toolkit, the library built with HASTE_ONNX_CUDA=ON into
+# build/cuda-check, its device code and the CPU kernel tests checked there.
+.PHONY: cuda-build-check
+cuda-build-check: install-test
+	PYTHON="$(CURDIR)/$(VENV)/bin/python" scripts/cuda_build_check.sh
+
 # Kernel tests (tests/test_op_kernel.py, tests/test_robust_kernel.py) against an
 # ASan+UBSan build of the op library in build/sanitize; fails on any report.
 .PHONY: sanitize

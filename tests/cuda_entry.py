@@ -143,6 +143,6 @@ def plan_for_case(case, x_shape=None) -> Plan:
     ph, pw = patch_size(case.kernel, case.strides, case.dilations, case.tile)
     return Plan(x_shape or (case.batch, case.in_channels, case.height, case.width),
                 (case.out_channels, case.in_channels // case.group) + tuple(case.kernel),
-                (case.hyperplanes, ph * pw), pads=case.pads, strides=case.strides, dilations=case.dilations,
+                (case.hyperplanes, ph * pw), pads=case.pads if case.auto_pad == "NOTSET" else (0, 0, 0, 0), strides=case.strides, dilations=case.dilations,
                 tile=case.tile, group=case.group, auto_pad=case.auto_pad, centering=case.centering,
                 magnitude_split=case.magnitude_split, merge=case.merge, bias=case.bias)
