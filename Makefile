@@ -42,7 +42,8 @@ demo: install
 
 # The whole suite, slow tests included, against the installed package (the
 # other onnxruntime versions removed afterwards, pass or fail), then the kernel
-# tests again under AddressSanitizer and UBSan.
+# tests again under AddressSanitizer and UBSan, then the CUDA path compiled without a GPU
+# (cuda-build-check, about 2 minutes on 2 cores).
 test: install-test other-ort
 	status=0; \
 	(cd tests && HASTE_ONNX_OTHER_ORT_SITES="$$(for v in $(OTHER_ORT); do printf '%s:' "$(CURDIR)/$(ORT_DIR)/$$v"; done)" \
@@ -50,6 +51,7 @@ test: install-test other-ort
 	  || status=$$?; \
 	rm -rf $(ORT_DIR); exit $$status
 	PYTHON="$(CURDIR)/$(VENV)/bin/python" scripts/sanitize.sh
+	$(MAKE) --no-print-directory cuda-build-check
 
 # Everything `make demo` and `make test` leave: the venv, the onnxruntime
 # versions, the build folder (with the sanitizer build) and the Fashion-MNIST cache.

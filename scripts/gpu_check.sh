@@ -52,7 +52,7 @@ mkdir -p "$OUTDIR"
 SUMMARY=$OUTDIR/SUMMARY.md
 PY=${PYTHON:-python3}
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-export HASTE_GPU_SUMMARY=$OUTDIR/gpu_tests.jsonl
+export HASTE_GPU_SUMMARY=$OUTDIR/gpu_tests.jsonl HASTE_REQUIRE_GPU=${HASTE_REQUIRE_GPU:-1}
 rm -f "$HASTE_GPU_SUMMARY"
 start=$(date +%s)
 failed=0
@@ -87,14 +87,16 @@ if [[ -z "${HASTE_ONNX_CUDA_ARCHITECTURES:-}" ]]; then
   HASTE_ONNX_CUDA_ARCHITECTURES=${cap:-90}
 fi
 export HASTE_CUDA_EXPECT_ARCHS=$HASTE_ONNX_CUDA_ARCHITECTURES
-generator=()
-command -v ninja >/dev/null && generator=(-G Ninja)
+GENERATOR=Unix\ Makefiles
+command -v ninja >/dev/null && GENERATOR=Ninja
+export ROOT CARRY GENERATOR HASTE_ONNX_CUDA_ARCHITECTURES
 build() {
-  cmake -S "$ROOT" -B "$ROOT/build/gpu" "${generator[@]}" -DHASTE_ONNX_CUDA=ON \
+  cmake -S "$ROOT" -B "$ROOT/build/gpu" -G "$GENERATOR" -DHASTE_ONNX_CUDA=ON \
     -DHASTE_ONNX_CUDA_ARCHITECTURES="$HASTE_ONNX_CUDA_ARCHITECTURES" -DORT_INCLUDE_DIR="$ROOT/$CARRY/ort-include" &&
     cmake --build "$ROOT/build/gpu" -j "$(nproc)"
 }
-if ! step build 240 build; then
+export -f build
+if ! step build 240 bash -c build; then
   echo; echo "Build failed: see build.log" >>"$SUMMARY"
   tail -30 "$OUTDIR/build.log"
   exit 1
