@@ -42,7 +42,8 @@ demo: install
 
 # The whole suite, slow tests included, against the installed package (the
 # other onnxruntime versions removed afterwards, pass or fail), then the kernel
-# tests again under AddressSanitizer and UBSan.
+# tests again under AddressSanitizer and UBSan, then the CUDA path compiled without a GPU
+# (cuda-build-check, about 2 minutes on 2 cores).
 test: install-test other-ort
 	status=0; \
 	(cd tests && HASTE_ONNX_OTHER_ORT_SITES="$$(for v in $(OTHER_ORT); do printf '%s:' "$(CURDIR)/$(ORT_DIR)/$$v"; done)" \
@@ -50,6 +51,7 @@ test: install-test other-ort
 	  || status=$$?; \
 	rm -rf $(ORT_DIR); exit $$status
 	PYTHON="$(CURDIR)/$(VENV)/bin/python" scripts/sanitize.sh
+	$(MAKE) --no-print-directory cuda-build-check
 
 # Everything `make demo` and `make test` leave: the venv, the onnxruntime
 # versions, the build folder (with the sanitizer build) and the Fashion-MNIST cache.
@@ -59,6 +61,13 @@ clean:
 	rm -rf build dist $(VENV) $(ORT_DIR) .venv-ort* haste_onnx/lib
 	cache="$${HASTE_ONNX_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/haste-onnx}"; \
 	  rm -rf "$$cache/fashion-mnist"; rmdir "$$cache" 2>/dev/null || true
+
+# CI's check of the CUDA path without a GPU (README, "With CUDA"): nvcc from PyPI
+# into build/cuda-toolkit, the library built with HASTE_ONNX_CUDA=ON into
+# build/cuda-check, its device code and the CPU kernel tests checked there.
+.PHONY: cuda-build-check
+cuda-build-check: install-test
+	PYTHON="$(CURDIR)/$(VENV)/bin/python" scripts/cuda_build_check.sh
 
 # Kernel tests (tests/test_op_kernel.py, tests/test_robust_kernel.py) against an
 # ASan+UBSan build of the op library in build/sanitize; fails on any report.

@@ -267,6 +267,14 @@ OrtStatusPtr InferOutputShape(const OrtCustomOp*, OrtShapeInferContext* ctx) {
 
 }  // namespace
 
+std::string ReadKernelAttrs(const OrtKernelInfo* info, HasteAttrs* attrs) {
+  return ReadAttrs(KernelInfoAttrs(info), attrs);
+}
+
+OrtStatusPtr HasteConvInferOutputShape(const OrtCustomOp* op, OrtShapeInferContext* ctx) {
+  return InferOutputShape(op, ctx);
+}
+
 HasteConvOp::HasteConvOp() { OrtCustomOp::InferOutputShapeFn = InferOutputShape; }
 
 OrtStatusPtr HasteConvOp::CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {

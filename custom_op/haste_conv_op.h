@@ -18,6 +18,11 @@ namespace haste {
 // Set by RegisterCustomOps before any op is used.
 extern const OrtApi* g_ort;
 
+// Shared with the CUDA op (haste_conv_cuda_op.cc): the attribute reader of
+// kernel creation (empty string or the problem) and output shape inference.
+std::string ReadKernelAttrs(const OrtKernelInfo* info, HasteAttrs* attrs);
+OrtStatusPtr HasteConvInferOutputShape(const OrtCustomOp* op, OrtShapeInferContext* ctx);
+
 struct HasteConvKernel {
   std::string node_name;
   HasteAttrs attrs;

@@ -5,6 +5,9 @@
 #include <vector>
 
 #include "haste_conv_op.h"
+#ifdef HASTE_WITH_CUDA
+#include "haste_conv_cuda_op.h"
+#endif
 
 namespace {
 
@@ -38,5 +41,10 @@ RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
   if (OrtStatus* status = api->CreateCustomOpDomain(kDomain, &domain)) return status;
   g_domains.push_back(domain);
   if (OrtStatus* status = api->CustomOpDomain_Add(domain, &haste_conv_cpu)) return status;
+#ifdef HASTE_WITH_CUDA
+  // The same op for the CUDAExecutionProvider; a CPU-only onnxruntime never uses it.
+  static haste::HasteConvCudaOp haste_conv_cuda;
+  if (OrtStatus* status = api->CustomOpDomain_Add(domain, &haste_conv_cuda)) return status;
+#endif
   return api->AddCustomOpDomain(options, domain);
 }
