@@ -10,6 +10,9 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #endif
+#if defined(__aarch64__)
+#include <sys/auxv.h>  // getauxval(AT_HWCAP): HWCAP_ASIMD
+#endif
 
 #include "haste_conv_cpu_internal.h"
 
@@ -147,6 +150,10 @@ struct FlushSubnormals {
   unsigned saved = _mm_getcsr();
   FlushSubnormals() { _mm_setcsr(saved | 0x8040u); }  // FTZ (bit 15) | DAZ (bit 6)
   ~FlushSubnormals() { _mm_setcsr(saved); }
+#elif defined(__aarch64__)
+  unsigned long saved = __builtin_aarch64_get_fpcr();
+  FlushSubnormals() { __builtin_aarch64_set_fpcr(saved | (1ul << 24)); }  // FPCR.FZ
+  ~FlushSubnormals() { __builtin_aarch64_set_fpcr(saved); }
 #endif
 };
 
@@ -169,6 +176,10 @@ Isa ChooseIsa() {
     return {avx512::PrepareTile, avx512::ComputeBlocks, avx512::PaddedTilePixels, "avx512"};
   if (ask != "generic" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     return {avx2::PrepareTile, avx2::ComputeBlocks, avx2::PaddedTilePixels, "avx2"};
+#endif
+#if defined(__aarch64__) && defined(HASTE_HAVE_NEON)
+  if (ask != "generic" && (getauxval(AT_HWCAP) & HWCAP_ASIMD))
+    return {neon::PrepareTile, neon::ComputeBlocks, neon::PaddedTilePixels, "neon"};
 #endif
   return {generic::PrepareTile, generic::ComputeBlocks, generic::PaddedTilePixels, "generic"};
 }
