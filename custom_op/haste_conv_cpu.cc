@@ -2,6 +2,7 @@
 #include "haste_conv_cpu.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -186,6 +187,9 @@ Isa ChooseIsa() {
 
 const Isa& CurrentIsa() {
   static const Isa isa = ChooseIsa();
+  static const bool reported = std::getenv("HASTE_ONNX_ISA_REPORT") &&  // says which variant runs (a board, qemu)
+                               std::fprintf(stderr, "haste-onnx: kernel variant %s\n", isa.name) > 0;
+  (void)reported;
   return isa;
 }
 
