@@ -85,3 +85,9 @@ def test_clear_errors(haste_run, rewritten, tmp_path):
     assert proc.returncode == 1 and "HasteConv" in proc.stderr
     proc = run(haste_run, rewritten, "--bogus", check=False)
     assert proc.returncode == 2 and "unknown option --bogus" in proc.stderr
+
+
+def test_runner_is_off_for_pip_installs():
+    cmake = (ROOT / "CMakeLists.txt").read_text()
+    assert re.search(r'option\(HASTE_ONNX_BUILD_RUNNER "[^"]*" OFF\)', cmake)
+    assert "HASTE_ONNX_BUILD_RUNNER" not in (ROOT / "pyproject.toml").read_text()
