@@ -78,7 +78,7 @@ edge-build: edge-tools
 	cmake -S . -B $(AARCH64_BUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
 	  $(if $(ORT_HEADERS),-DORT_INCLUDE_DIR=$(ORT_HEADERS)) -DHASTE_ONNX_BUILD_RUNNER=ON \
 	  -DHASTE_ORT_LIBRARY="$(abspath $(EDGE_DIR))/ort/libonnxruntime.so.$(ORT_AARCH64)" >/dev/null
-	cmake --build $(AARCH64_BUILD)
+	cmake --build $(AARCH64_BUILD) --parallel $(or $(JOBS),2)
 
 # Only the runner's and the aarch64 tests (make test runs them too).
 edge-test: install-test runner edge-build
