@@ -13,8 +13,19 @@ PINS ?= requirements-pins.txt
 # from .venv); `make test` removes $(ORT_DIR) when it is done.
 OTHER_ORT ?= 1.21.1 1.32.0 1.20.1
 ORT_DIR ?= .venv-ort
+# The C++ runner (build/runner) and the aarch64 cross build (build/aarch64),
+# tested under qemu against PyPI's aarch64 onnxruntime $(ORT_AARCH64); the
+# tools come from scripts/edge_tools.sh into $(EDGE_DIR). See docs/deploy.md.
+ORT_AARCH64 ?= 1.32.0
+EDGE_DIR ?= build/edge
+RUNNER := build/runner/examples/cpp/haste_run
+AARCH64_BUILD := build/aarch64
+# onnxruntime headers an earlier build fetched (pip's build/<tag>/); else CMake fetches them
+ORT_HEADERS = $(firstword $(wildcard $(CURDIR)/build/*/_ort_headers/extract/usr/include/onnxruntime))
+EDGE_ENV = HASTE_ONNX_RUNNER="$(CURDIR)/$(RUNNER)" HASTE_ONNX_AARCH64_BUILD="$(CURDIR)/$(AARCH64_BUILD)" \
+  HASTE_ONNX_QEMU="$$(q=$(abspath $(EDGE_DIR))/qemu/usr/bin/qemu-aarch64; [ -x $$q ] || q=$$(command -v qemu-aarch64); echo $$q)"
 
-.PHONY: demo test install install-test other-ort clean
+.PHONY: demo test install install-test other-ort clean runner edge-tools edge-build edge-test
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,15 +54,39 @@ demo: install
 # The whole suite, slow tests included, against the installed package (the
 # other onnxruntime versions removed afterwards, pass or fail), then the kernel
 # tests again under AddressSanitizer and UBSan, then the CUDA path compiled without a GPU
-# (cuda-build-check, about 2 minutes on 2 cores).
-test: install-test other-ort
+# (cuda-build-check, about 2 minutes on 2 cores). The C++ runner and the aarch64 cross-build
+# come first: their tests (tests/test_cpp_runner.py, tests/test_edge_aarch64.py) run in the suite.
+test: install-test other-ort runner edge-build
 	status=0; \
-	(cd tests && HASTE_ONNX_OTHER_ORT_SITES="$$(for v in $(OTHER_ORT); do printf '%s:' "$(CURDIR)/$(ORT_DIR)/$$v"; done)" \
+	(cd tests && $(EDGE_ENV) HASTE_ONNX_OTHER_ORT_SITES="$$(for v in $(OTHER_ORT); do printf '%s:' "$(CURDIR)/$(ORT_DIR)/$$v"; done)" \
 	  ../$(VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml -m "slow or not slow") \
 	  || status=$$?; \
 	rm -rf $(ORT_DIR); exit $$status
 	PYTHON="$(CURDIR)/$(VENV)/bin/python" scripts/sanitize.sh
 	$(MAKE) --no-print-directory cuda-build-check
+
+# The C++ runner, linked against .venv's onnxruntime wheel (examples/cpp/).
+runner: install-test
+	cmake -S . -B build/runner -DHASTE_ONNX_BUILD_RUNNER=ON $(if $(ORT_HEADERS),-DORT_INCLUDE_DIR=$(ORT_HEADERS)) \
+	  -DHASTE_ORT_LIBRARY="$$($(VENV)/bin/python -c 'import glob, onnxruntime, os; \
+	  print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), "capi", "libonnxruntime.so*")))[-1])')" >/dev/null
+	cmake --build build/runner --target haste_run
+
+# The aarch64 tools (cross compiler, qemu 8.1+, the aarch64 onnxruntime library).
+edge-tools: $(VENV)/bin/python
+	EDGE_DIR="$(EDGE_DIR)" ORT_AARCH64=$(ORT_AARCH64) PYTHON="$(abspath $(VENV))/bin/python" scripts/edge_tools.sh
+
+# The op library and the runner cross-built for aarch64 (cmake/aarch64-linux-gnu.cmake).
+edge-build: edge-tools
+	cmake -S . -B $(AARCH64_BUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+	  $(if $(ORT_HEADERS),-DORT_INCLUDE_DIR=$(ORT_HEADERS)) -DHASTE_ONNX_BUILD_RUNNER=ON \
+	  -DHASTE_ORT_LIBRARY="$(abspath $(EDGE_DIR))/ort/libonnxruntime.so.$(ORT_AARCH64)" >/dev/null
+	cmake --build $(AARCH64_BUILD) --parallel $(or $(JOBS),2)
+
+# Only the runner's and the aarch64 tests (make test runs them too).
+edge-test: install-test runner edge-build
+	cd tests && $(EDGE_ENV) $(abspath $(VENV))/bin/python -m pytest -q -p no:cacheprovider --rootdir=.. -c ../pyproject.toml \
+	  test_cpp_runner.py test_edge_aarch64.py
 
 # Everything `make demo` and `make test` leave: the venv, the onnxruntime
 # versions, the build folder (with the sanitizer build) and the Fashion-MNIST cache.

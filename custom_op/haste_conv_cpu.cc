@@ -2,6 +2,7 @@
 #include "haste_conv_cpu.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -9,6 +10,9 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
+#endif
+#if defined(__aarch64__)
+#include <sys/auxv.h>  // getauxval(AT_HWCAP): HWCAP_ASIMD
 #endif
 
 #include "haste_conv_cpu_internal.h"
@@ -147,6 +151,10 @@ struct FlushSubnormals {
   unsigned saved = _mm_getcsr();
   FlushSubnormals() { _mm_setcsr(saved | 0x8040u); }  // FTZ (bit 15) | DAZ (bit 6)
   ~FlushSubnormals() { _mm_setcsr(saved); }
+#elif defined(__aarch64__)
+  unsigned long saved = __builtin_aarch64_get_fpcr();
+  FlushSubnormals() { __builtin_aarch64_set_fpcr(saved | (1ul << 24)); }  // FPCR.FZ
+  ~FlushSubnormals() { __builtin_aarch64_set_fpcr(saved); }
 #endif
 };
 
@@ -170,11 +178,18 @@ Isa ChooseIsa() {
   if (ask != "generic" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     return {avx2::PrepareTile, avx2::ComputeBlocks, avx2::PaddedTilePixels, "avx2"};
 #endif
+#if defined(__aarch64__) && defined(HASTE_HAVE_NEON)
+  if (ask != "generic" && (getauxval(AT_HWCAP) & HWCAP_ASIMD))
+    return {neon::PrepareTile, neon::ComputeBlocks, neon::PaddedTilePixels, "neon"};
+#endif
   return {generic::PrepareTile, generic::ComputeBlocks, generic::PaddedTilePixels, "generic"};
 }
 
 const Isa& CurrentIsa() {
   static const Isa isa = ChooseIsa();
+  static const bool reported = std::getenv("HASTE_ONNX_ISA_REPORT") &&  // says which variant runs (a board, qemu)
+                               std::fprintf(stderr, "haste-onnx: kernel variant %s\n", isa.name) > 0;
+  (void)reported;
   return isa;
 }
 

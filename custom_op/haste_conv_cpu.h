@@ -87,7 +87,7 @@ using ParallelFor = std::function<void(size_t total, void (*fn)(void*, size_t), 
 void HasteConvCpu(const ConvGeometry& g, const float* x, const PackedWeights& w, const float* bias, const float* z,
                   const PackedHyperplanes& h, float* y, const ParallelFor& parallel_for, HasteStats* stats);
 
-// The SIMD variant chosen at run time for this CPU ("avx512", "avx2" or "generic").
+// The SIMD variant chosen at run time for this CPU ("avx512", "avx2", "neon" or "generic").
 const char* CpuKernelIsa();
 
 }  // namespace haste

@@ -80,5 +80,8 @@ HASTE_DECLARE_TILE(generic)
 HASTE_DECLARE_TILE(avx2)
 HASTE_DECLARE_TILE(avx512)
 #endif
+#if defined(__aarch64__)
+HASTE_DECLARE_TILE(neon)
+#endif
 
 }  // namespace haste
