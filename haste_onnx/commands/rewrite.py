@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .args import add_inputs
+from .args import add_inputs, add_static, static_pass
 from .args import (add_hashing, add_model_input, add_model_output, add_output_format, add_plan_files, add_probe,
                    add_selection, decide_plan, progress_printer)
 from .tables import layers_table
@@ -27,6 +27,7 @@ def configure(parser) -> None:
     add_probe(parser)
     add_inputs(parser)
     add_selection(parser)
+    add_static(parser)
     add_output_format(parser)
 
 
@@ -43,9 +44,14 @@ def run(args) -> int:
     out = check_output_path(args.output, args.force, loaded, external)
     # the probe's progress, for a person watching: stderr otherwise holds only an error line
     say = progress_printer(sys.stderr.isatty() and not args.json)
-    plan, probe = decide_plan(args, loaded.model, progress=say)
+    source, static = static_pass(args, loaded.model, progress=say)
+    if static is not None and "+" not in args.method:
+        return _write_static(args, source, static, out, external)
+    plan, probe = decide_plan(args, source, progress=say)
+    if static is not None:
+        plan = plan.with_layers({}, static=static.to_json()["static"])
     try:
-        model, report = rewrite_model(loaded.model, plan)
+        model, report = rewrite_model(source, plan)
     except RejectedWithReport as err:
         _print(args, err.report, plan, out, written=False, probe=probe)
         why = probe.nothing_to_do() if hasattr(probe, "nothing_to_do") else None
@@ -61,19 +67,54 @@ def run(args) -> int:
     save_model(model, out, external_data=external, check=check)
     if args.save_plan:
         save_plan(plan, args.save_plan)
-    _print(args, report, plan, out, written=True, probe=probe)
+    _print(args, report, plan, out, written=True, probe=probe, static=static)
     return 0
 
 
-def _print(args, report, plan, out, written: bool, probe=None) -> None:
+def _write_static(args, model, static, out, external) -> int:
+    """--method red|qsfm: a plain model, checked (onnx.checker full check, onnxruntime without the op library)."""
+    import onnx
+
+    from ..check import check_load
+    from ..errors import CheckError
+    from ..model_io import save_model
+
+    def check(path: str) -> None:
+        try:
+            onnx.checker.check_model(path, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as err:
+            raise CheckError(f"the result fails onnx.checker: {str(err).splitlines()[0]}") from err
+        if not args.no_load_check:
+            check_load(path, with_library=False)
+
+    if args.save_plan:
+        raise_usage = __import__("haste_onnx.errors", fromlist=["UsageError"]).UsageError
+        raise raise_usage(f"--save-plan is for HASTE plans; --method {args.method} writes no plan")
+    save_model(model, out, external_data=external, check=check)
     if args.json:
-        doc = {"command": "rewrite", "input": str(args.model), "output": str(out) if written else None,
+        print(json.dumps({"command": "rewrite", "input": str(args.model), "output": str(out),
+                          "method": args.method, **static.to_json()}, indent=2))
+    else:
+        print(static.table())
+        print(static.summary_line())
+        print(f"wrote {out} (a plain ONNX model: onnx.checker full check"
+              f"{'' if args.no_load_check else ', loads in onnxruntime without the op library'})")
+    sys.stdout.flush()
+    return 0
+
+
+def _print(args, report, plan, out, written: bool, probe=None, static=None) -> None:
+    if args.json:
+        doc = {**(static.to_json() if static is not None else {}), "command": "rewrite", "input": str(args.model), "output": str(out) if written else None,
                "load_check": None if not written else ("skipped" if args.no_load_check else "onnxruntime"),
                "plan_file": args.plan, "saved_plan": args.save_plan if written else None, **report.to_json()}
         if probe is not None:
             doc["allocation"] = probe.to_json()
         print(json.dumps(doc, indent=2))
         return
+    if static is not None:
+        print(static.table())
+        print(static.summary_line())
     print(layers_table(with_times(report.layers, plan)))
     lines = []
     if args.plan:
