@@ -85,3 +85,24 @@ def test_qsfm_then_haste_in_one_rewrite(tmp_path, capsys):
     saved = json.loads(plan.read_text())
     assert saved["origin"]["static"]["method"] == "qsfm"
     assert any(n.op_type == "HasteConv" for n in onnx.load(str(dst)).graph.node)
+
+
+@pytest.mark.parametrize("method", ["qsfm", "red+haste"])
+def test_eval_and_bench_take_the_method(tmp_path, capsys, method):
+    from conftest import fake_fashion_mnist
+
+    data = fake_fashion_mnist(tmp_path / "fmnist", n_test=24)
+    src = tmp_path / "in.onnx"
+    onnx.save(duplicate_rows(net_model(), {"w1", "b1"}, [(5, 2)]), str(src))
+    knobs = ["--static-cut", "0.2", "--probe-images", "16"] if method == "qsfm" else ["--red-resolution", "0", "-L",
+                                                                                       "8"]
+    code, out, err = _cli(["eval", src, "--data-dir", data, "--limit", 24, "--method", method, *knobs, "--json"],
+                          capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["method"] == method and 0 < doc["result"]["conv_mac_reduction"] < 1
+    code, out, err = _cli(["bench", src, "--data-dir", data, "--method", method, *knobs, "--repeats", 3,
+                           "--warmup", 1, "--cpu-time", "--threads", 1, "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["speedup"] > 0 and doc["ideal_speedup"] > 1
