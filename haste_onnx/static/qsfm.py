@@ -39,25 +39,27 @@ class QsfmOrder:
 
 def gram_matrices(model: onnx.ModelProto, spaces: List[Space], eligible: List[int], images: np.ndarray,
                   batch: int = 32, threads: Optional[int] = None) -> Dict[int, np.ndarray]:
-    """G per eligible space, over every pixel of every image, at the tensor its readers read."""
+    """G per eligible space, over every pixel of every image, at the tensor its readers read (summed over the
+    tensors they read for a space tied by residual Adds: one scale then compensates all readers, approximately)."""
     from ..runtime import inference_session
 
-    tensors = {k: next(iter(spaces[k].read_tensors())) for k in eligible}
+    tensors = {k: sorted(spaces[k].read_tensors()) for k in eligible}
     work = onnx.ModelProto()
     work.CopyFrom(model)
     known = {o.name for o in work.graph.output}
-    for name in sorted(set(tensors.values()) - known):
+    wanted = sorted({name for names in tensors.values() for name in names})
+    for name in sorted(set(wanted) - known):
         work.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
     session = inference_session(work, threads=threads)
     feed = session.get_inputs()[0].name
-    wanted = sorted(set(tensors.values()))
     grams = {k: 0.0 for k in eligible}
     for start in range(0, len(images), batch):
         values = dict(zip(wanted, session.run(wanted, {feed: images[start:start + batch]})))
-        for k, name in tensors.items():
-            a = values[name]
-            a = np.moveaxis(a, 1, 0).reshape(a.shape[1], -1).astype(np.float64)
-            grams[k] = grams[k] + a @ a.T
+        for k, names in tensors.items():
+            for name in names:  # a tied space: the sum over every point its readers read it at
+                a = values[name]
+                a = np.moveaxis(a, 1, 0).reshape(a.shape[1], -1).astype(np.float64)
+                grams[k] = grams[k] + a @ a.T
     return grams
 
 

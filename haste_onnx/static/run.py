@@ -41,7 +41,7 @@ def _eligible(spaces, tied: bool) -> Tuple[List[int], Dict[int, str]]:
                      f"with {len(s.producers) - 1} other Conv(s): left alone (--static-tied changes them)"
         elif not s.consumers:
             why[k] = "no Conv or Gemm reads it"
-        elif len(s.read_tensors()) != 1 and True:
+        elif len(s.read_tensors()) != 1 and not tied:
             why[k] = "its readers read it at different points"
         else:
             ok.append(k)
@@ -49,9 +49,11 @@ def _eligible(spaces, tied: bool) -> Tuple[List[int], Dict[int, str]]:
 
 
 def static_compress(model: onnx.ModelProto, options: StaticOptions, images: Optional[np.ndarray] = None,
-                    threads: Optional[int] = None, progress: Optional[Callable[[str], None]] = None
-                    ) -> Tuple[onnx.ModelProto, StaticReport]:
-    """A plain, smaller copy of `model` and the per-layer report; `images` feed QSFM (probe or calibration)."""
+                    threads: Optional[int] = None, progress: Optional[Callable[[str], None]] = None,
+                    cache: Optional[dict] = None) -> Tuple[onnx.ModelProto, StaticReport]:
+    """A plain, smaller copy of `model` and the per-layer report; `images` feed QSFM (probe or calibration).
+    `cache` (a dict kept by the caller for one model and one set of images) keeps QSFM's order between calls
+    that differ only in the cut or the fidelity target."""
     if options.method not in METHODS:
         raise ValueError(f"unknown static method {options.method!r}")
     work = onnx.ModelProto()
@@ -75,7 +77,7 @@ def static_compress(model: onnx.ModelProto, options: StaticOptions, images: Opti
         if images is None:
             raise ValueError("QSFM needs probe images")
         edits = _qsfm(work, spaces, eligible, options, images, threads, macs, names, notes_by_space, summary,
-                      progress)
+                      progress, cache)
     apply_edits(work, spaces, edits)
     report = StaticReport(layer_rows(before, work, spaces, why, notes_by_space), summary)
     return work, report
@@ -110,14 +112,21 @@ def _red(work, spaces, eligible, options, notes) -> dict:
     return edits
 
 
-def _qsfm(work, spaces, eligible, options, images, threads, macs, names, notes, summary, progress) -> dict:
+def _qsfm(work, spaces, eligible, options, images, threads, macs, names, notes, summary, progress,
+          cache=None) -> dict:
     from .qsfm import edits_for, gram_matrices, greedy_order, prefix_for_cut, search_prefix
 
-    if progress:
-        progress(f"qsfm: feature maps of {len(eligible)} layer(s) on {len(images)} image(s)")
-    grams = gram_matrices(work, spaces, eligible, images, threads=threads)
-    costs = {k: channel_cost(spaces[k], macs, names) for k in eligible}
-    steps = greedy_order(grams, costs, options.min_keep)
+    key = (options.tied, options.min_keep, len(images))
+    if cache is not None and key in cache:
+        steps = cache[key]
+    else:
+        if progress:
+            progress(f"qsfm: feature maps of {len(eligible)} layer(s) on {len(images)} image(s)")
+        grams = gram_matrices(work, spaces, eligible, images, threads=threads)
+        costs = {k: channel_cost(spaces[k], macs, names) for k in eligible}
+        steps = greedy_order(grams, costs, options.min_keep)
+        if cache is not None:
+            cache[key] = steps
     total = float(sum(macs.values()))
     if options.cut is not None:
         n = prefix_for_cut(steps, total, options.cut)
