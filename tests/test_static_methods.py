@@ -106,3 +106,15 @@ def test_eval_and_bench_take_the_method(tmp_path, capsys, method):
     assert code == 0, err
     doc = json.loads(out)
     assert doc["speedup"] > 0 and doc["ideal_speedup"] > 1
+
+
+def test_red_merges_in_consecutive_layers_keep_both_edits(rng):
+    """A layer that loses output channels and input channels in one pass gets both (centroid rows mixed
+    after its input channels were merged)."""
+    model = duplicate_rows(net_model(), {"w0", "b0"}, [(7, 1)])
+    model = duplicate_rows(model, {"w1", "b1"}, [(5, 2)])
+    out, report = static_compress(model, StaticOptions("red", red_resolution=0.0))
+    row = next(r for r in report.rows if r.node == "c1")
+    assert (row.channels_in, row.channels_out) == ("16 -> 15", "16 -> 15")
+    x = rng.normal(size=(4, 1, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(run_model(model, x)[0], run_model(out, x)[0], rtol=1e-5, atol=1e-5)

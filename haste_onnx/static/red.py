@@ -83,14 +83,12 @@ def red_edit(space: Space, weights: Dict[str, Tuple[np.ndarray, Optional[np.ndar
     groups: Dict[int, List[int]] = {}
     for j, r in assigned.items():
         groups.setdefault(r, [r]).append(j)
-    rows = {}
-    for p in space.producers:
-        w, b = weights[p.output[0]]
-        w2, b2 = w.astype(np.float64).copy(), (b.astype(np.float64).copy() if b is not None else None)
-        for r, members in groups.items():
-            w2[r] = w[members].mean(axis=0)
-            if b2 is not None:
-                b2[r] = b[members].mean()
-        rows[p.output[0]] = (w2[edit.keep], b2[edit.keep] if b2 is not None else None)
+    pos = {c: k for k, c in enumerate(edit.keep)}
+    rows = np.zeros((len(edit.keep), space.channels))
+    for c, k in pos.items():
+        rows[k, c] = 1.0
+    for r, members in groups.items():  # the kept filter becomes the group's centroid
+        rows[pos[r]] = 0.0
+        rows[pos[r], members] = 1.0 / len(members)
     edit.rows = rows
     return edit, len(assigned)

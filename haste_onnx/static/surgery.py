@@ -6,7 +6,7 @@ sum_c W[:, c] * M[c, :]. For a plain removal M is the identity's kept columns; m
 (P2 in ../shared/notes/peers.md) adds row j with a 1 (or a scale s, P3) in r's column, so a reader sees
 `W[:, r] + s * W[:, j]`: exact when channel j equals s times channel r where the reader reads them.
 
-Writers: each producer Conv's W and B are sliced to `keep` (or replaced by `rows`, e.g. merged centroids);
+Writers: each producer Conv's W and B are sliced to `keep` (or mixed by `rows`, e.g. merged centroids);
 BatchNormalization nodes and per-channel constants inside the space are sliced. Readers: Conv input channels,
 Gemm/MatMul column blocks after Flatten/Reshape (an explicit Reshape width follows), and the readers of a
 Concat output at the space's current offset. Every changed weight is a new initializer; the ones nothing reads
@@ -29,7 +29,8 @@ from .spaces import ConcatInput, ConvInput, FlatInput, GraphIndex, Space
 class Edit:
     keep: List[int]
     matrix: np.ndarray  # [C, C'] float64
-    rows: Optional[Dict[str, Tuple[np.ndarray, Optional[np.ndarray]]]] = None  # producer output -> (W, B) kept
+    # [C', C]: the producers' new rows as mixes of their current rows (e.g. a group's centroid); None: `keep`
+    rows: Optional[np.ndarray] = None
 
     @classmethod
     def merge(cls, channels: int, merged: Dict[int, Tuple[int, float]], removed: Sequence[int] = ()) -> "Edit":
@@ -95,8 +96,9 @@ def apply_edit(editor: Editor, index: GraphIndex, space: Space, edit: Edit,
     for conv in space.producers:
         w = editor.get(index, conv.input[1])
         b = editor.get(index, conv.input[2]) if len(conv.input) > 2 and conv.input[2] else None
-        if edit.rows and conv.output[0] in edit.rows:
-            w_new, b_new = edit.rows[conv.output[0]]
+        if edit.rows is not None:
+            w_new = np.einsum("dc,c...->d...", edit.rows, w.astype(np.float64))
+            b_new = edit.rows @ b.astype(np.float64) if b is not None else None
         else:
             w_new, b_new = w[keep], (b[keep] if b is not None else None)
         editor.set(index, conv, 1, w_new.astype(dtype))
