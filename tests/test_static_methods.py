@@ -118,3 +118,11 @@ def test_red_merges_in_consecutive_layers_keep_both_edits(rng):
     assert (row.channels_in, row.channels_out) == ("16 -> 15", "16 -> 15")
     x = rng.normal(size=(4, 1, 12, 12)).astype(np.float32)
     np.testing.assert_allclose(run_model(model, x)[0], run_model(out, x)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_info_shows_the_static_step(tmp_path, capsys):
+    src, dst = tmp_path / "in.onnx", tmp_path / "out.onnx"
+    onnx.save(duplicate_rows(net_model(), {"w1", "b1"}, [(5, 2)]), str(src))
+    assert _cli(["rewrite", src, dst, "--method", "red", "--red-resolution", "0"], capsys)[0] == 0
+    code, out, _ = _cli(["info", dst], capsys)
+    assert code == 0 and "static pass: --method red" in out and "16 -> 15" in out

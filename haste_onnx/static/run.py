@@ -80,7 +80,25 @@ def static_compress(model: onnx.ModelProto, options: StaticOptions, images: Opti
                       progress, cache)
     apply_edits(work, spaces, edits)
     report = StaticReport(layer_rows(before, work, spaces, why, notes_by_space), summary)
+    record(work, report)
     return work, report
+
+
+METADATA_KEY = "haste_onnx.static"
+
+
+def record(model: onnx.ModelProto, report: StaticReport) -> None:
+    """The static step in the model's metadata (`info` shows it): method, options, MACs, channels before."""
+    import json
+
+    doc = {"method": report.summary.get("method"), "options": report.summary.get("options"),
+           "conv_macs_before": report.macs_before, "conv_macs_after": report.macs_after,
+           "layers": {r.node: {"channels_in": r.channels_in, "channels_out": r.channels_out,
+                               "macs_before": r.macs_before} for r in report.rows}}
+    for prop in list(model.metadata_props):
+        if prop.key == METADATA_KEY:
+            model.metadata_props.remove(prop)
+    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(doc, separators=(",", ":")))
 
 
 def _red(work, spaces, eligible, options, notes) -> dict:
