@@ -126,3 +126,18 @@ def test_info_shows_the_static_step(tmp_path, capsys):
     assert _cli(["rewrite", src, dst, "--method", "red", "--red-resolution", "0"], capsys)[0] == 0
     code, out, _ = _cli(["info", dst], capsys)
     assert code == 0 and "static pass: --method red" in out and "16 -> 15" in out
+
+
+def test_subgraph_reads_and_constant_weights_are_handled_with_reasons():
+    from models_inline import chain_model, if_model, move_to_constants
+
+    out, report = static_compress(if_model(weight_in_branch=True), StaticOptions("red", red_resolution=0.0))
+    notes = {r.node: r.note for r in report.rows}
+    assert "read inside a subgraph" in notes["stem"]  # the If's branch reads the stem's output
+    assert "graph output" in notes["branch.then_branch/inner"]
+    onnx.checker.check_model(out, full_check=True)
+    model = chain_model()
+    names = [i.name for i in model.graph.initializer]
+    out, report = static_compress(move_to_constants(model, names), StaticOptions("red", red_resolution=2.0,
+                                                                                  red_threshold=0.5))
+    onnx.checker.check_model(out, full_check=True)
