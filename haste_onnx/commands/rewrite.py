@@ -33,12 +33,15 @@ def configure(parser) -> None:
 
 def run(args) -> int:
     from ..check import check_load, check_model
-    from ..errors import ModelRejected
+    from ..errors import ModelRejected, UsageError
     from ..model_io import check_output_path, load_model, save_model
     from ..plan import save_plan
     from ..rewrite import RejectedWithReport, rewrite_model
     from ..zoo import resolve_model
 
+    if args.method in ("red", "qsfm") and (args.save_plan or args.plan):
+        raise UsageError(f"--method {args.method} makes no HASTE plan: --save-plan and --plan are for haste "
+                         "or a +haste method")
     loaded = load_model(resolve_model(args.model)[0])
     external = args.external_data or loaded.has_external_data
     out = check_output_path(args.output, args.force, loaded, external)
@@ -87,9 +90,6 @@ def _write_static(args, model, static, out, external) -> int:
         if not args.no_load_check:
             check_load(path, with_library=False)
 
-    if args.save_plan:
-        raise_usage = __import__("haste_onnx.errors", fromlist=["UsageError"]).UsageError
-        raise raise_usage(f"--save-plan is for HASTE plans; --method {args.method} writes no plan")
     save_model(model, out, external_data=external, check=check)
     if args.json:
         print(json.dumps({"command": "rewrite", "input": str(args.model), "output": str(out),
