@@ -32,6 +32,9 @@ POINTS = [
     ("qsfm", ["--static-cut", "0.5"]),
     ("qsfm", []),
     ("qsfm", ["--static-cut", "0.5", "--static-tied"]),
+    ("qsfm", ["--static-cut", "0.4", "--qsfm-compensate", "lstsq"]),
+    ("qsfm", ["--static-cut", "0.5", "--qsfm-compensate", "lstsq"]),
+    ("qsfm", ["--static-cut", "0.55", "--qsfm-compensate", "lstsq"]),
     ("qsfm", ["--static-cut", "0.4", "--probe", "fashion-mnist-train"]),
     ("red", ["--red-resolution", "1"]),
     ("red", ["--red-resolution", "1", "--red-threshold", "0.15"]),
@@ -88,6 +91,8 @@ def measure_point(model, name, path, method, options, images, labels, x_by_batch
             kw["cut"] = float(opts["--static-cut"])
         if "--red-resolution" in opts:
             kw["red_resolution"] = float(opts["--red-resolution"])
+        if "--qsfm-compensate" in opts:
+            kw["compensate"] = opts["--qsfm-compensate"]
         if "--red-threshold" in opts:
             kw["red_threshold"] = float(opts["--red-threshold"])
         probe_images = None

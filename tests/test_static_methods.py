@@ -141,3 +141,33 @@ def test_subgraph_reads_and_constant_weights_are_handled_with_reasons():
     out, report = static_compress(move_to_constants(model, names), StaticOptions("red", red_resolution=2.0,
                                                                                   red_threshold=0.5))
     onnx.checker.check_model(out, full_check=True)
+
+
+LINEAR = """
+<ir_version: 8, opset_import: ["" : 17]>
+lin (float[N,1,8,8] input) => (float[N,3] logits) {
+    a = Conv <pads = [1, 1, 1, 1]> (input, w0, b0)
+    c = Conv <pads = [1, 1, 1, 1]> (a, w1, b1)
+    g = GlobalAveragePool (c)
+    f = Flatten (g)
+    logits = Gemm <transB = 1> (f, wf, bf)
+}
+"""
+
+
+def test_lstsq_compensation_rebuilds_a_linear_combination_exactly(rng):
+    from models_inline import build, conv_w
+    from onnx import numpy_helper
+
+    model = build(LINEAR, {"w0": conv_w(6, 1), "b0": [6], "w1": conv_w(5, 6), "b1": [5], "wf": [3, 5], "bf": [3]})
+    for node in model.graph.node:
+        node.name = node.output[0]
+    for init in model.graph.initializer:
+        if init.name in ("w0", "b0"):
+            w = numpy_helper.to_array(init).copy()
+            w[4] = 0.5 * w[1] + 2.0 * w[2]  # channel 4 = a mix of channels 1 and 2 (no activation between)
+            init.CopyFrom(numpy_helper.from_array(w, init.name))
+    x = rng.normal(size=(16, 1, 8, 8)).astype(np.float32)
+    out, report = static_compress(model, StaticOptions("qsfm", cut=0.01, compensate="lstsq", min_keep=0.8), images=x)
+    assert next(r for r in report.rows if r.node == "a").channels_out == "6 -> 5"
+    np.testing.assert_allclose(run_model(model, x)[0], run_model(out, x)[0], rtol=1e-3, atol=1e-3)

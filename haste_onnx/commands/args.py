@@ -508,6 +508,10 @@ def add_static(parser: argparse.ArgumentParser) -> None:
                             "target, --min-agreement / --max-error, on the probe images)")
     group.add_argument("--static-tied", action="store_true",
                        help="also change channels tied by residual Adds (every Conv of the tie at once)")
+    group.add_argument("--qsfm-compensate", choices=["pair", "lstsq"], default=None,
+                       help="QSFM: a removed channel's outgoing weights go to its most similar channel times the "
+                            "least-squares scale (pair, default, as published) or to all kept channels of the "
+                            "layer by least squares on the probe maps (lstsq)")
     group.add_argument("--static-min-keep", type=ranged(float, 0.01, 1.0, "--static-min-keep"), default=None,
                        metavar="F", help="QSFM: no layer keeps fewer than this share of its channels (default 0.25)")
 
@@ -519,19 +523,20 @@ def static_options(args):
     method = getattr(args, "method", "haste") or "haste"
     base = method.split("+")[0]
     if base == "haste":
-        for dest in ("red_resolution", "red_threshold", "static_cut", "static_min_keep"):
+        for dest in ("red_resolution", "red_threshold", "static_cut", "static_min_keep", "qsfm_compensate"):
             if given(args, dest):
                 raise UsageError(f"{flag(dest)} is for --method red or qsfm")
         if getattr(args, "static_tied", False):
             raise UsageError("--static-tied is for --method red or qsfm")
         return None
-    other = ("static_cut", "static_min_keep") if base == "red" else ("red_resolution", "red_threshold")
+    other = (("static_cut", "static_min_keep", "qsfm_compensate") if base == "red"
+             else ("red_resolution", "red_threshold"))
     for dest in other:
         if given(args, dest):
             raise UsageError(f"{flag(dest)} is not an option of --method {base}")
     kw = {"method": base, "tied": bool(args.static_tied)}
     for dest, key in (("red_resolution", "red_resolution"), ("red_threshold", "red_threshold"),
-                      ("static_cut", "cut"), ("static_min_keep", "min_keep"),
+                      ("static_cut", "cut"), ("static_min_keep", "min_keep"), ("qsfm_compensate", "compensate"),
                       ("min_agreement", "min_agreement"), ("max_error", "max_error")):
         if getattr(args, dest, None) is not None:
             kw[key] = getattr(args, dest)

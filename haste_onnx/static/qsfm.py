@@ -104,6 +104,43 @@ def greedy_order(grams: Dict[int, np.ndarray], costs: Dict[int, float], min_keep
     return steps
 
 
+def greedy_order_lstsq(grams: Dict[int, np.ndarray], costs: Dict[int, float], min_keep: float,
+                       ridge: float = 1e-6) -> List[Step]:
+    """As `greedy_order`, scoring a channel by what is left of it after least squares on *all* channels still
+    alive in its layer: 1 / [G_A^-1]_ii (G_A: the Gram matrix of the alive set A), relative to trace(G);
+    the inverse is downdated after each removal (O(C^2))."""
+    heap = []
+    state = {}
+    for k, g in grams.items():
+        c = len(g)
+        lam = ridge * max(float(np.trace(g)) / c, 1e-30)
+        p = np.linalg.inv(g + lam * np.eye(c))
+        alive = list(range(c))
+        state[k] = {"p": p, "alive": alive, "floor": max(1, int(np.ceil(min_keep * c))),
+                    "trace": max(float(np.trace(g)), 1e-30)}
+        for pos, i in enumerate(alive):
+            d = 1.0 / p[pos, pos] / state[k]["trace"]
+            heapq.heappush(heap, (d / max(costs[k], 1e-9), k, i))
+    steps = []
+    while heap:
+        key, k, i = heapq.heappop(heap)
+        st = state[k]
+        if i not in st["alive"] or len(st["alive"]) <= st["floor"]:
+            continue
+        pos = st["alive"].index(i)
+        d = 1.0 / st["p"][pos, pos] / st["trace"]
+        new_key = d / max(costs[k], 1e-9)
+        if new_key > key * (1 + 1e-9) + 1e-300:
+            heapq.heappush(heap, (new_key, k, i))
+            continue
+        p = st["p"]
+        rest = [q for q in range(len(st["alive"])) if q != pos]
+        st["p"] = p[np.ix_(rest, rest)] - np.outer(p[rest, pos], p[pos, rest]) / p[pos, pos]
+        st["alive"].pop(pos)
+        steps.append(Step(k, i, -1, 0.0, d, costs[k]))
+    return steps
+
+
 def edits_for(steps: List[Step], spaces: List[Space]):
     """The Edit per space for a prefix of the order."""
     from .surgery import Edit
@@ -112,6 +149,32 @@ def edits_for(steps: List[Step], spaces: List[Space]):
     for step in steps:
         merged.setdefault(step.space, {})[step.channel] = (step.partner, step.scale)
     return {k: Edit.merge(spaces[k].channels, m) for k, m in merged.items()}
+
+
+def lstsq_edits(steps: List[Step], spaces: List[Space], grams: Dict[int, np.ndarray], ridge: float = 1e-6):
+    """The Edit per space where every removed channel is rebuilt from *all* kept channels of its layer by least
+    squares on the probe maps (B = G_KK^-1 G_KR, a small ridge for stability): the next layer's weights of a
+    removed channel i are spread over the kept ones, W_next[:, K] += W_next[:, i] B[:, i]. Not in QSFM as
+    published (one partner per pruned filter); the same data, a better fit (cf. LBYL in peers.md)."""
+    from .surgery import Edit
+
+    removed: Dict[int, List[int]] = {}
+    for step in steps:
+        removed.setdefault(step.space, []).append(step.channel)
+    edits = {}
+    for k, gone in removed.items():
+        g = grams[k]
+        c = len(g)
+        keep = [i for i in range(c) if i not in set(gone)]
+        g_kk = g[np.ix_(keep, keep)]
+        g_kr = g[np.ix_(keep, gone)]
+        lam = ridge * max(float(np.trace(g_kk)) / max(len(keep), 1), 1e-30)
+        b = np.linalg.solve(g_kk + lam * np.eye(len(keep)), g_kr)  # [K, R]
+        m = np.zeros((c, len(keep)))
+        m[keep, np.arange(len(keep))] = 1.0
+        m[gone, :] = b.T
+        edits[k] = Edit(keep, m)
+    return edits
 
 
 def prefix_for_cut(steps: List[Step], total_macs: float, cut: float) -> int:

@@ -26,6 +26,7 @@ class StaticOptions:
     max_error: float = 0.10
     tied: bool = False  # also change channels tied by residual Adds
     min_keep: float = 0.25  # QSFM: no layer below this share of its channels
+    compensate: str = "pair"  # QSFM: "pair" (its partner, as published) or "lstsq" (all kept channels)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -132,19 +133,25 @@ def _red(work, spaces, eligible, options, notes) -> dict:
 
 def _qsfm(work, spaces, eligible, options, images, threads, macs, names, notes, summary, progress,
           cache=None) -> dict:
-    from .qsfm import edits_for, gram_matrices, greedy_order, prefix_for_cut, search_prefix
+    from .qsfm import edits_for as pair_edits
+    from .qsfm import gram_matrices, greedy_order, greedy_order_lstsq, lstsq_edits, prefix_for_cut, search_prefix
 
-    key = (options.tied, options.min_keep, len(images))
+    key = (options.tied, options.min_keep, len(images), options.compensate)
+    grams = None
     if cache is not None and key in cache:
-        steps = cache[key]
+        steps, grams = cache[key]
     else:
         if progress:
             progress(f"qsfm: feature maps of {len(eligible)} layer(s) on {len(images)} image(s)")
         grams = gram_matrices(work, spaces, eligible, images, threads=threads)
         costs = {k: channel_cost(spaces[k], macs, names) for k in eligible}
-        steps = greedy_order(grams, costs, options.min_keep)
+        order = greedy_order_lstsq if options.compensate == "lstsq" else greedy_order
+        steps = order(grams, costs, options.min_keep)
         if cache is not None:
-            cache[key] = steps
+            cache[key] = (steps, grams)
+
+    def edits_for(chosen, spaces):
+        return lstsq_edits(chosen, spaces, grams) if options.compensate == "lstsq" else pair_edits(chosen, spaces)
     total = float(sum(macs.values()))
     if options.cut is not None:
         n = prefix_for_cut(steps, total, options.cut)
