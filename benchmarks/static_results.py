@@ -36,10 +36,11 @@ POINTS = [
     ("qsfm", ["--static-cut", "0.5", "--qsfm-compensate", "lstsq"]),
     ("qsfm", ["--static-cut", "0.55", "--qsfm-compensate", "lstsq"]),
     ("qsfm", ["--static-cut", "0.4", "--probe", "fashion-mnist-train"]),
-    ("red", ["--red-resolution", "1"]),
-    ("red", ["--red-resolution", "1", "--red-threshold", "0.15"]),
+    ("qsfm", ["--static-cut", "0.4", "--qsfm-compensate", "lstsq", "--probe", "fashion-mnist-train"]),
+    ("red", ["--red-resolution", "0.1"]),
+    ("red", ["--red-resolution", "0.1", "--red-threshold", "0.5"]),
     ("haste", ["-L", "14"]),
-    ("qsfm+haste", ["--static-cut", "0.4", "-L", "14"]),
+    ("qsfm+haste", ["--static-cut", "0.4", "--qsfm-compensate", "lstsq", "-L", "14"]),
 ]
 RESULTS = ROOT / "benchmarks" / "static_results.json"
 DOC = ROOT / "docs" / "static.md"

@@ -498,7 +498,7 @@ def add_static(parser: argparse.ArgumentParser) -> None:
                             "neurons; qsfm: feature-map similarity on the probe images, redundant filters removed "
                             "and the next layer compensated")
     group.add_argument("--red-resolution", type=ranged(float, 0.0, 100.0, "--red-resolution"), default=None,
-                       metavar="B", help="RED: hashing bandwidth, times a Silverman bandwidth per layer (default 1; "
+                       metavar="B", help="RED: hashing bandwidth, times a Silverman bandwidth per layer (default 0.1; "
                                          "0: no hashing); larger: fewer distinct weights")
     group.add_argument("--red-threshold", type=ranged(float, 0.0, 10.0, "--red-threshold"), default=None,
                        metavar="E", help="RED: merge neurons within this relative distance (default 0: identical "

@@ -19,7 +19,7 @@ METHODS = ("red", "qsfm")
 @dataclass(frozen=True)
 class StaticOptions:
     method: str = "qsfm"
-    red_resolution: float = 1.0  # RED: hashing bandwidth, times a Silverman bandwidth (0: no hashing)
+    red_resolution: float = 0.1  # RED: hashing bandwidth, times a Silverman bandwidth (0: no hashing)
     red_threshold: float = 0.0  # RED: merge neurons within this relative distance (0: identical only)
     cut: Optional[float] = None  # QSFM: share of conv MACs to remove; None: the fidelity target decides
     min_agreement: float = 0.99  # QSFM without a cut: the fidelity target on the probe images
