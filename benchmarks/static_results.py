@@ -210,7 +210,35 @@ def render():
         out += ["", "Commands, in row order:", ""]
         out += [f"- `{p['commands'][0]}`<br>`{p['commands'][1]}`" for p in points]
         out.append("")
+    out += closing(doc)
     DOC.write_text("\n".join(out) + "\n")
+
+
+def closing(doc):
+    """The closing note: per model the best point within 1 pt of any method, and the static methods' speed
+    against ideal over every measured static point."""
+    lines = ["## Closing note", ""]
+    for key, (_, label) in MODELS.items():
+        points = [p for p in doc["points"] if p["model"] == key]
+        if not points:
+            continue
+        o = doc["originals"][key]["accuracy"]
+        ok = [p for p in points if 100 * (o - p["accuracy"]) <= 1.0]
+        if ok:
+            p = max(ok, key=lambda q: q["conv_mac_reduction"])
+            lines.append(f"- {label}: best within 1 pt: {p['method']} `{' '.join(p['options'])}`, "
+                         f"{100 * p['conv_mac_reduction']:.1f}% of conv MACs for "
+                         f"{100 * (p['accuracy'] - o):+.2f} pt, {p['latency']['1']['speedup']:.2f}x (batch 1) / "
+                         f"{p['latency']['8']['speedup']:.2f}x (batch 8) faster than the original.")
+    static = [p for p in doc["points"] if "haste" not in p["method"] and p["conv_mac_reduction"] > 0.05]
+    if static:
+        ratios = [p["latency"][b]["speedup"] / p["ideal_speedup"] for p in static for b in ("1", "8")]
+        lines.append(f"- Static points that cut more than 5% ({len(static)}): measured speed-up / ideal "
+                     f"1/(1-r) from {100 * min(ratios):.0f}% to {100 * max(ratios):.0f}% (median "
+                     f"{100 * float(np.median(ratios)):.0f}%), batch 1 and 8, one thread. Two threads were not "
+                     "measured here.")
+    lines.append("")
+    return lines
 
 
 def main():
