@@ -33,6 +33,7 @@ POINTS = [
     ("qsfm", []),
     ("qsfm", ["--static-cut", "0.5", "--static-tied"]),
     ("qsfm", ["--static-cut", "0.4", "--qsfm-compensate", "lstsq"]),
+    ("qsfm", ["--static-cut", "0.45", "--qsfm-compensate", "lstsq"]),
     ("qsfm", ["--static-cut", "0.5", "--qsfm-compensate", "lstsq"]),
     ("qsfm", ["--static-cut", "0.55", "--qsfm-compensate", "lstsq"]),
     ("qsfm", ["--static-cut", "0.4", "--probe", "fashion-mnist-train"]),
