@@ -36,6 +36,7 @@ POINTS = [
     ("qsfm", ["--static-cut", "0.45", "--qsfm-compensate", "lstsq"]),
     ("qsfm", ["--static-cut", "0.5", "--qsfm-compensate", "lstsq"]),
     ("qsfm", ["--static-cut", "0.55", "--qsfm-compensate", "lstsq"]),
+    ("qsfm", ["--static-cut", "0.7", "--qsfm-compensate", "lstsq"]),
     ("qsfm", ["--static-cut", "0.4", "--probe", "fashion-mnist-train"]),
     ("qsfm", ["--static-cut", "0.4", "--qsfm-compensate", "lstsq", "--probe", "fashion-mnist-train"]),
     ("red", ["--red-resolution", "0.1"]),
