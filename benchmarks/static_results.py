@@ -184,7 +184,8 @@ def render():
            "fashion-mnist-train`. Each row's `eval` and `bench` commands measure the same figures on their own "
            "(the models are the `--models-dir` files; add `--data-dir` if Fashion-MNIST is elsewhere).", ""]
     for key, (_, label) in MODELS.items():
-        points = [p for p in doc["points"] if p["model"] == key]
+        points = sorted((p for p in doc["points"] if p["model"] == key),
+                        key=lambda p: (p["method"], p["options"]))
         if not points:
             continue
         o = doc["originals"][key]
@@ -232,6 +233,19 @@ def closing(doc):
                          f"{100 * p['conv_mac_reduction']:.1f}% of conv MACs for "
                          f"{100 * (p['accuracy'] - o):+.2f} pt, {p['latency']['1']['speedup']:.2f}x (batch 1) / "
                          f"{p['latency']['8']['speedup']:.2f}x (batch 8) faster than the original.")
+    red = [p for p in doc["points"] if p["method"] == "red"]
+    haste = [p for p in doc["points"] if p["method"] == "haste"]
+    if red:
+        lines.append(f"- RED finds little to merge in these trained models: at most "
+                     f"{100 * max(p['conv_mac_reduction'] for p in red):.1f}% of conv MACs over {len(red)} points "
+                     "(hashed 3x3 filters are almost never identical; merging near ones by distance costs "
+                     "accuracy before it saves MACs), and hashing alone costs accuracy.")
+    if haste:
+        lines.append(f"- HASTE (-L 14, as published) runs at {min(p['latency']['1']['speedup'] for p in haste):.2f}x-"
+                     f"{max(p['latency']['8']['speedup'] for p in haste):.2f}x of the original's speed on these "
+                     "32x32 inputs: its per-tile hashing and merging cost what it saves; a static model is plain "
+                     "dense convolution and keeps most of its ideal speed-up. On top of QSFM it adds MACs cut but "
+                     "costs accuracy and speed (the qsfm+haste rows).")
     static = [p for p in doc["points"] if "haste" not in p["method"] and p["conv_mac_reduction"] > 0.05]
     if static:
         ratios = [p["latency"][b]["speedup"] / p["ideal_speedup"] for p in static for b in ("1", "8")]
