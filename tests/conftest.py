@@ -165,3 +165,27 @@ def image_folder(directory: Path, count: int = 6, size=(20, 24), mode: str = "RG
         pixels = rng.integers(0, 256, shape, dtype=np.uint8)
         Image.fromarray(pixels).save(directory / ("more" if k % 2 else "") / f"img{k:02d}.png")
     return directory
+
+
+# ---- static passes (channel surgery): models with duplicate channels
+
+def duplicate_rows(model: onnx.ModelProto, names, pairs, scales=None) -> onnx.ModelProto:
+    """A copy of `model` where, in each initializer of `names` (along axis 0), row j is row r (times s where
+    `scales` gives one): `pairs` is [(j, r), ...]. Makes channel j an exact copy (or multiple) of channel r."""
+    from onnx import numpy_helper
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for init in copy.graph.initializer:
+        if init.name in names:
+            w = numpy_helper.to_array(init).copy()
+            for k, (j, r) in enumerate(pairs):
+                w[j] = w[r] * (scales[k] if scales else 1.0)
+            init.CopyFrom(numpy_helper.from_array(w.astype(np.float32), init.name))
+    return copy
+
+
+def run_model(model: onnx.ModelProto, x: np.ndarray):
+    """Every output of `model` on `x` in plain onnxruntime (no op library)."""
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})

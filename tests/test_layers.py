@@ -16,6 +16,7 @@ FORBIDDEN = {
     "probe": {"commands", "cli"},
     "measure": {"probe", "commands", "cli"},
     "data": {"rewrite", "plan", "probe", "measure", "commands", "cli"},
+    "static": {"measure", "commands", "cli"},
 }
 LIBRARY_PARTS = set(FORBIDDEN) | {"errors", "model_io", "model_inputs", "model_info", "runtime", "check", "zoo"}
 

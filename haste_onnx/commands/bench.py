@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 from .args import add_data, add_hashing, add_output_format, add_runtime, add_selection, ranged
 from .probe_args import add_inputs, add_probe, decide_plan
+from .static_args import add_static
 from .tables import format_table
 
 HELP = "time the original and the rewritten model (latency, ideal vs measured speed-up, per layer, memory)"
@@ -44,6 +46,7 @@ def configure(parser) -> None:
     add_probe(parser)
     add_inputs(parser)
     add_selection(parser)
+    add_static(parser)
     add_output_format(parser)
 
 
@@ -60,6 +63,8 @@ def run(args) -> int:
     if args.limit is None:
         args.limit = args.batch  # only the first B images are used
     loaded, entry, images, _, data_info = load_model_and_data(args, fetch=not args.no_fetch, say=say)
+    if getattr(args, "method", "haste") != "haste":
+        return bench_static(args, loaded, entry, images, data_info, None if args.json else say)
     plan, allocation = decide_plan(args, loaded.model, args.threads, data_info["mean"], data_info["std"],
                                    None if args.json else say)
     options = BenchOptions(plan=plan, batch=args.batch,
@@ -80,6 +85,52 @@ def run(args) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print(format_bench(doc))
+    return 0
+
+
+def bench_static(args, loaded, entry, images, data_info, say) -> int:
+    """--method red|qsfm[+haste]: the original against the static model (or its HASTE rewrite), alternating
+    runs as `bench` times them; the ideal speed-up is 1/(1 - r), r the cut of all conv MACs (dense for a static
+    model; measured by the kernel's counters, overheads counted, after +haste)."""
+    import numpy as np
+
+    from ..measure.bench import measured_macs
+    from ..measure.sessions import bench_session
+    from ..measure.timing import batch_of, latency_stats, pair_ratios, time_alternating
+    from ..measure.versions import machine_versions
+    from ..rewrite import rewrite_model
+    from .static_args import static_pass
+
+    source, static = static_pass(args, loaded.model, args.threads, data_info["mean"], data_info["std"], say)
+    x, repeated = batch_of(images, args.batch)
+    final, r = source, 1 - static.macs_after / static.macs_before
+    if "+" in args.method:
+        plan, _ = decide_plan(args, source, args.threads, data_info["mean"], data_info["std"], say)
+        final, _ = rewrite_model(source, plan)
+        measured = measured_macs(source, final, x, args.threads)["totals"]["rewritten_conv_macs_with_overheads"]
+        r = 1 - measured / static.macs_before
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    feed = {loaded.model.graph.input[0].name: x}
+    first, second = bench_session(loaded.model, args.threads), bench_session(final, args.threads)
+    t0, t1 = time_alternating(first, second, feed, args.repeats, args.warmup, clock)
+    lo, lr = latency_stats(t0), latency_stats(t1)
+    speedup = lo["median_ms"] / lr["median_ms"]
+    ideal = 1 / (1 - r) if r < 1 else None
+    doc = {"command": "bench", "method": args.method, "model": str(loaded.path), "versions": machine_versions(),
+           "settings": {"batch": args.batch, "threads": args.threads, "repeats": args.repeats,
+                        "warmup": args.warmup, "clock": "process CPU time" if args.cpu_time else "wall"},
+           "latency_original_ms": lo["median_ms"], "latency_rewritten_ms": lr["median_ms"], "speedup": speedup,
+           "pair_speedup": pair_ratios(t0, t1), "conv_mac_reduction": r, "ideal_speedup": ideal,
+           "measured_over_ideal": speedup / ideal if ideal else None, **static.to_json()}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(static.summary_line())
+    print(f"batch {args.batch}, {args.threads} thread(s), {doc['settings']['clock']}, {args.repeats} alternating pairs")
+    print(f"latency: original {lo['median_ms']:.3f} ms, {args.method} {lr['median_ms']:.3f} ms: speed-up "
+          f"{speedup:.2f}x (pairs: median {doc['pair_speedup']['median']:.2f}x, quartiles "
+          f"{doc['pair_speedup']['p25']:.2f}-{doc['pair_speedup']['p75']:.2f}); ideal 1/(1-r) {ideal:.2f}x for "
+          f"r = {100 * r:.1f}%: {100 * speedup / ideal:.0f}% of ideal")
     return 0
 
 

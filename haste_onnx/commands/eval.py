@@ -11,6 +11,7 @@ import json
 from .args import (add_data, add_hashing, add_output_format, add_runtime, add_selection, data_source, progress_printer,
                    refuse_together)
 from .probe_args import add_inputs, add_probe, decide_plan
+from .static_args import add_static, static_pass
 from .tables import format_table
 
 HELP = "accuracy and measured conv MACs of a model before and after the rewrite, on real data"
@@ -29,6 +30,7 @@ def configure(parser) -> None:
         "--seeds", type=int, nargs="+", default=None, metavar="N",
         help="run the rewrite with each of these base seeds (instead of --seed) and report mean and spread")
     add_selection(parser)
+    add_static(parser)
     add_output_format(parser)
 
 
@@ -77,6 +79,9 @@ def run(args) -> int:
     refuse_together(args, "seeds", ("seed",))
     loaded, entry, images, labels, data_info = load_model_and_data(args)
     progress = progress_printer(not args.json)
+    source, static = static_pass(args, loaded.model, args.threads, data_info["mean"], data_info["std"], progress)
+    if static is not None:
+        return eval_static(args, loaded, entry, images, labels, data_info, source, static, progress)
     plan, probe = decide_plan(args, loaded.model, args.threads, data_info["mean"], data_info["std"], progress)
     plans = seed_plans(args, loaded.model, plan, probe, data_info["mean"], data_info["std"], progress)
     if plans is None and probe is not None and hasattr(probe, "apply_to"):
@@ -97,6 +102,60 @@ def run(args) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print(format_result(doc))
+    return 0
+
+
+def eval_static(args, loaded, entry, images, labels, data_info, source, static, progress) -> int:
+    """--method red|qsfm[+haste]: accuracy of the original, of the static model and (+haste) of its HASTE
+    rewrite, with conv MACs: the static model's are dense (exact), the HASTE rewrite's measured by the kernel's
+    counters (overheads counted) as `eval` measures them."""
+    import numpy as np
+
+    from ..measure.evaluate import EvalOptions, SeedPlan, evaluate
+    from ..measure.versions import versions
+    from ..runtime import inference_session
+    from .args import hashing_options, selection_policy
+
+    def predict(model):
+        session = inference_session(model, threads=args.threads)
+        feed = session.get_inputs()[0].name
+        return np.concatenate([session.run(None, {feed: images[i:i + args.batch]})[0].argmax(axis=1)
+                               for i in range(0, len(images), args.batch)])
+
+    p0, p1 = predict(loaded.model), predict(source)
+    before, after = static.macs_before, static.macs_after
+    doc = {"command": "eval", "method": args.method, "model": str(loaded.path),
+           "model_name": entry.name if entry else None, "versions": versions(), "data": data_info,
+           "original": {"accuracy": float(np.mean(p0 == labels)), "conv_macs": before},
+           "static_model": {"accuracy": float(np.mean(p1 == labels)), "agreement": float(np.mean(p0 == p1)),
+                            "conv_macs": after, "conv_mac_reduction": 1 - after / before if before else None},
+           **static.to_json()}
+    final = doc["static_model"]
+    if "+" in args.method:
+        plan, probe = decide_plan(args, source, args.threads, data_info["mean"], data_info["std"], progress)
+        plans = [SeedPlan(args.seed, plan, probe.to_json() if probe is not None and hasattr(probe, "to_json")
+                          else None)]
+        options = EvalOptions(hashing=hashing_options(args), policy=selection_policy(args), seeds=None,
+                              batch=args.batch, threads=args.threads, plans=plans)
+        result = evaluate(source, images, labels, options, progress=progress)
+        run = result["runs"][0]
+        measured = run["totals"]["rewritten_conv_macs_with_overheads"]
+        doc["haste"] = {"accuracy": run["accuracy"], "conv_macs_with_overheads": measured,
+                        "conv_mac_reduction_with_overheads": 1 - measured / before if before else None,
+                        "plan": run.get("plan")}
+        final = {"accuracy": run["accuracy"], "conv_mac_reduction": doc["haste"]["conv_mac_reduction_with_overheads"]}
+    doc["result"] = {"accuracy": final["accuracy"], "difference": final["accuracy"] - doc["original"]["accuracy"],
+                     "conv_mac_reduction": final["conv_mac_reduction"]}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(static.table())
+    print(static.summary_line())
+    o, r = doc["original"], doc["result"]
+    print(f"data: {len(labels)} images ({data_info['source']})")
+    print(f"top-1: original {_pct(o['accuracy'])}, {args.method} {_pct(r['accuracy'])} "
+          f"({100 * r['difference']:+.2f} pt); conv MACs cut {_pct(r['conv_mac_reduction'], 1)}"
+          + (" (HASTE overheads counted)" if "+" in args.method else " (dense: exact)"))
     return 0
 
 

@@ -28,6 +28,9 @@ def run(args) -> int:
     loaded = load_model(resolve_model(args.model)[0])
     info = model_info(loaded.model)
     info = {"model": str(args.model), "external_data": [str(p) for p in loaded.external_files], **info}
+    static = next((p.value for p in loaded.model.metadata_props if p.key == "haste_onnx.static"), None)
+    if static:
+        info["static"] = json.loads(static)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0
 
@@ -57,4 +60,11 @@ def format_info(info: dict) -> str:
     if info["layers_with_unknown_macs"]:
         line += f" ({info['layers_with_unknown_macs']} layer(s) of unknown size not counted)"
     parts.append(line)
+    if info.get("static"):
+        st = info["static"]
+        rows = [(name, r["channels_in"], r["channels_out"], macs(r["macs_before"]))
+                for name, r in st["layers"].items()]
+        parts += ["", f"static pass: --method {st['method']}; conv MACs {st['conv_macs_before'] / 1e6:.2f} M -> "
+                      f"{st['conv_macs_after'] / 1e6:.2f} M per image; channels and MACs before it:",
+                  format_table(["node", "C_in", "C_out", "MACs before"], rows, right=(3,))]
     return "\n".join(parts)

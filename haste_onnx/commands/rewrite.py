@@ -14,6 +14,7 @@ import sys
 from .args import (add_hashing, add_model_input, add_model_output, add_output_format, add_plan_files, add_selection,
                    progress_printer)
 from .probe_args import add_inputs, add_probe, decide_plan
+from .static_args import add_static, static_pass
 from .tables import layers_table
 
 HELP = "replace eligible Conv layers by HasteConv"
@@ -27,25 +28,34 @@ def configure(parser) -> None:
     add_probe(parser)
     add_inputs(parser)
     add_selection(parser)
+    add_static(parser)
     add_output_format(parser)
 
 
 def run(args) -> int:
     from ..check import check_load, check_model
-    from ..errors import ModelRejected
+    from ..errors import ModelRejected, UsageError
     from ..model_io import check_output_path, load_model, save_model
     from ..plan import save_plan
     from ..rewrite import RejectedWithReport, rewrite_model
     from ..zoo import resolve_model
 
+    if args.method in ("red", "qsfm") and (args.save_plan or args.plan):
+        raise UsageError(f"--method {args.method} makes no HASTE plan: --save-plan and --plan are for haste "
+                         "or a +haste method")
     loaded = load_model(resolve_model(args.model)[0])
     external = args.external_data or loaded.has_external_data
     out = check_output_path(args.output, args.force, loaded, external)
     # the probe's progress, for a person watching: stderr otherwise holds only an error line
     say = progress_printer(sys.stderr.isatty() and not args.json)
-    plan, probe = decide_plan(args, loaded.model, progress=say)
+    source, static = static_pass(args, loaded.model, progress=say)
+    if static is not None and "+" not in args.method:
+        return _write_static(args, source, static, out, external)
+    plan, probe = decide_plan(args, source, progress=say)
+    if static is not None:
+        plan = plan.with_layers({}, static=static.to_json()["static"])
     try:
-        model, report = rewrite_model(loaded.model, plan)
+        model, report = rewrite_model(source, plan)
     except RejectedWithReport as err:
         _print(args, err.report, plan, out, written=False, probe=probe)
         why = probe.nothing_to_do() if hasattr(probe, "nothing_to_do") else None
@@ -61,19 +71,51 @@ def run(args) -> int:
     save_model(model, out, external_data=external, check=check)
     if args.save_plan:
         save_plan(plan, args.save_plan)
-    _print(args, report, plan, out, written=True, probe=probe)
+    _print(args, report, plan, out, written=True, probe=probe, static=static)
     return 0
 
 
-def _print(args, report, plan, out, written: bool, probe=None) -> None:
+def _write_static(args, model, static, out, external) -> int:
+    """--method red|qsfm: a plain model, checked (onnx.checker full check, onnxruntime without the op library)."""
+    import onnx
+
+    from ..check import check_load
+    from ..errors import CheckError
+    from ..model_io import save_model
+
+    def check(path: str) -> None:
+        try:
+            onnx.checker.check_model(path, full_check=True)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ValueError) as err:
+            raise CheckError(f"the result fails onnx.checker: {str(err).splitlines()[0]}") from err
+        if not args.no_load_check:
+            check_load(path, with_library=False)
+
+    save_model(model, out, external_data=external, check=check)
     if args.json:
-        doc = {"command": "rewrite", "input": str(args.model), "output": str(out) if written else None,
+        print(json.dumps({"command": "rewrite", "input": str(args.model), "output": str(out),
+                          "method": args.method, **static.to_json()}, indent=2))
+    else:
+        print(static.table())
+        print(static.summary_line())
+        print(f"wrote {out} (a plain ONNX model: onnx.checker full check"
+              f"{'' if args.no_load_check else ', loads in onnxruntime without the op library'})")
+    sys.stdout.flush()
+    return 0
+
+
+def _print(args, report, plan, out, written: bool, probe=None, static=None) -> None:
+    if args.json:
+        doc = {**(static.to_json() if static is not None else {}), "command": "rewrite", "input": str(args.model), "output": str(out) if written else None,
                "load_check": None if not written else ("skipped" if args.no_load_check else "onnxruntime"),
                "plan_file": args.plan, "saved_plan": args.save_plan if written else None, **report.to_json()}
         if probe is not None:
             doc["allocation"] = probe.to_json()
         print(json.dumps(doc, indent=2))
         return
+    if static is not None:
+        print(static.table())
+        print(static.summary_line())
     print(layers_table(with_times(report.layers, plan)))
     lines = []
     if args.plan:
