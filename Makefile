@@ -64,6 +64,8 @@ test: install-test other-ort runner edge-build
 	rm -rf $(ORT_DIR); exit $$status
 	PYTHON="$(CURDIR)/$(VENV)/bin/python" scripts/sanitize.sh
 	$(MAKE) --no-print-directory cuda-build-check
+	# the CUDA toolkit (about 350 MB) is only needed while it compiles; pip's cache brings it back quickly
+	rm -rf build/cuda-toolkit
 
 # The C++ runner, linked against .venv's onnxruntime wheel (examples/cpp/).
 runner: install-test
