@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     from haste_onnx.measure.versions import versions
     from haste_onnx.model_io import load_model
     from haste_onnx.plan import HashingOptions, Policy, plan_model
+    from haste_onnx.probe import ProbeOptions
     from haste_onnx.probe.images import probe_images
     from haste_onnx.probe.layers import probe_layers
 
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     table = {}
     probes_run = ("synthetic", "synthetic-blocky", "fashion-mnist-train")
     for probe in probes_run:
-        images, _, _ = probe_images(model, probe, args.images)
+        images, _, _, _ = probe_images(model, ProbeOptions(source=probe, images=args.images))
         probes, _ = probe_layers(model, images, plan_model(model, options, policy), [args.L], args.threads)
         table[probe] = {q.node: q.choices[(args.L, tuple(options.tile))] for q in probes}
     nodes = list(table["fashion-mnist-train"])

@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "eval": "eval",
     "bench": "bench",
     "demo": "demo",
+    "compare": "compare",
     "fetch-data": "fetch_data",
 }
 

@@ -83,3 +83,85 @@ def fake_fashion_mnist(directory: Path, n_test: int = 40, n_train: int = 8, seed
         hd.write_idx(directory / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
         hd.write_idx(directory / f"{stem}-labels-idx1-ubyte.gz", rng.integers(0, 10, n).astype(np.uint8))
     return directory
+
+
+# ---- model inputs and compare: an NHWC classifier, a detection-style model, a folder of images
+
+NHWC_NET = """
+<ir_version: 8, opset_import: ["" : 17]>
+nhwc (float[{n},{h},{w},3] input) => (float[{n},10] logits) {{
+    x = Transpose <perm = [0, 3, 1, 2]> (input)
+    a = Conv <pads = [1, 1, 1, 1]> (x, w0, b0)
+    a_t = Tanh (a)
+    c1 = Conv <pads = [1, 1, 1, 1]> (a_t, w1, b1)
+    c1_t = Tanh (c1)
+    c2 = Conv <pads = [1, 1, 1, 1]> (c1_t, w2, b2)
+    c2_t = Tanh (c2)
+    p = GlobalAveragePool (c2_t)
+    f = Flatten (p)
+    logits = Gemm <transB = 1> (f, wf, bf)
+}}
+"""
+NHWC_SHAPES = {"w0": conv_w(16, 3), "b0": [16], "w1": conv_w(16, 16), "b1": [16], "w2": conv_w(24, 16), "b2": [24],
+               "wf": [10, 24], "bf": [10]}
+
+
+def nhwc_model(h="16", w="16", n="N", seed: int = 0) -> onnx.ModelProto:
+    """A small classifier whose input is NHWC [n, h, w, 3] (then a Transpose to NCHW); h/w may be symbolic."""
+    model = build(NHWC_NET.format(n=n, h=h, w=w), NHWC_SHAPES, seed=seed)
+    for node in model.graph.node:
+        node.name = node.output[0]
+    return model
+
+
+# YOLOv8-like: per anchor (8x8 of them) a box (cx, cy, w, h in pixels) and 3 class scores: [N, 7, 64]
+DETECT_NET = """
+<ir_version: 8, opset_import: ["" : 17]>
+detect (float[N,3,16,16] images) => (float[N,7,64] output0) {
+    a = Conv <pads = [1, 1, 1, 1], strides = [2, 2]> (images, w0, b0)
+    a_t = Tanh (a)
+    c1 = Conv <pads = [1, 1, 1, 1]> (a_t, w1, b1)
+    c1_t = Tanh (c1)
+    h = Conv (c1_t, wh, bh)
+    s = Sigmoid (h)
+    shape = Constant <value = int64[3] {0, 7, 64}> ()
+    r = Reshape (s, shape)
+    scale = Constant <value = float[1,7,1] {16, 16, 8, 8, 1, 1, 1}> ()
+    output0 = Mul (r, scale)
+}
+"""
+DETECT_SHAPES = {"w0": conv_w(16, 3), "b0": [16], "w1": conv_w(16, 16), "b1": [16], "wh": conv_w(7, 16, 1),
+                 "bh": [7]}
+
+
+def detect_model(seed: int = 0) -> onnx.ModelProto:
+    model = build(DETECT_NET, DETECT_SHAPES, seed=seed)
+    for node in model.graph.node:
+        node.name = node.output[0]
+    return model
+
+
+def perturbed(model: onnx.ModelProto, name: str, scale: float = 0.5, seed: int = 7) -> onnx.ModelProto:
+    """A copy of `model` with noise of `scale` times the weights' std added to initializer `name`."""
+    from onnx import numpy_helper
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    init = next(i for i in copy.graph.initializer if i.name == name)
+    w = numpy_helper.to_array(init)
+    w = w + np.random.default_rng(seed).normal(0, scale * (w.std() or 1), w.shape).astype(np.float32)
+    init.CopyFrom(numpy_helper.from_array(w.astype(np.float32), name))
+    return copy
+
+
+def image_folder(directory: Path, count: int = 6, size=(20, 24), mode: str = "RGB", seed: int = 0) -> Path:
+    """`count` random PNG images of `size` (h, w) in `directory` (made), some in a subfolder."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (directory / "more").mkdir(parents=True, exist_ok=True)
+    for k in range(count):
+        shape = size + ((3,) if mode == "RGB" else ())
+        pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+        Image.fromarray(pixels).save(directory / ("more" if k % 2 else "") / f"img{k:02d}.png")
+    return directory

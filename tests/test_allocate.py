@@ -259,17 +259,17 @@ def test_a_fixed_batch_model_is_probed_in_batches_of_its_size():
                                           pytest.approx(b.choices[(4, (4, 4))][1]))
 
 
-def test_a_model_with_a_symbolic_image_size_needs_real_probe_images(tmp_path, capsys):
+def test_a_model_with_a_symbolic_image_size_is_probed_at_a_stated_size(tmp_path, capsys):
     model = net_model()
     model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
     src = tmp_path / "dyn.onnx"
     onnx.save(model, str(src))
-    code = cli.main(["rewrite", str(src), str(tmp_path / "o.onnx"), "--target-cut", "0.1"])
-    _, err = capsys.readouterr()
-    assert code == 3
-    assert err.strip() == ("haste-onnx rewrite: error: the synthetic probe needs a model input of fixed shape "
-                           "NxCxHxW; this model's is ?x1x?x12")
-    assert not (tmp_path / "o.onnx").exists()
+    code = cli.main(["rewrite", str(src), str(tmp_path / "o.onnx"), "--target-cut", "0.1", "--json",
+                     "--probe-images", "4", "--candidates", "2,4"])
+    alloc = json.loads(capsys.readouterr()[0])["allocation"]
+    assert code == 0 and "1x1x12x12" in alloc["inputs"] and "12x12: a free side, made square" in alloc["inputs"]
+    assert alloc["conv_macs"] == 12 * 12 * 9 * (16 + 16 * 16 + 16 * 24) + 12 * 12 * 24 * 24  # from the fixed size
+    assert (tmp_path / "o.onnx").exists()
 
 
 def test_the_relative_rule_saves_more_than_one_l_for_no_more_disturbance(tmp_path, capsys):
@@ -310,15 +310,19 @@ def test_the_relative_rule_saves_more_than_one_l_for_no_more_disturbance(tmp_pat
 
 
 def test_the_default_rewrite_falls_back_to_one_l_when_the_probe_cannot_run(tmp_path, capsys):
-    model = net_model()
-    model.graph.input[0].type.tensor_type.shape.dim[2].dim_param = "H"
+    model = net_model()  # fed flat images [N, 144], reshaped inside: the probe cannot make its images
+    model.graph.input[0].name = "flat"
+    model.graph.input[0].type.tensor_type.shape.dim[1].dim_value = 144
+    del model.graph.input[0].type.tensor_type.shape.dim[2:]
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.array([-1, 1, 12, 12], np.int64), "to_image"))
+    model.graph.node.insert(0, onnx.helper.make_node("Reshape", ["flat", "to_image"], ["input"], name="reshape"))
     src, out = tmp_path / "dyn.onnx", tmp_path / "o.onnx"
     onnx.save(model, str(src))
     code = cli.main(["rewrite", str(src), str(out)])
     text, err = capsys.readouterr()
     assert code == 0 and err == ""
-    assert ("one L=14 for every layer: no probe (the synthetic probe needs a model input of fixed shape NxCxHxW; "
-            "this model's is ?x1x?x12)") in text
+    assert ("one L=14 for every layer: no probe (input flat is float32[N,144]; the probe and compare feed images "
+            "[N,C,H,W] or [N,H,W,C])") in text
     planes = [i for i in onnx.load(str(out)).graph.initializer if i.name.endswith(".hyperplanes")]
     assert planes and all(p.dims[0] == 14 for p in planes)
 
@@ -400,7 +404,8 @@ def test_a_model_with_several_inputs_gets_one_l_by_default(tmp_path, capsys):
     code = cli.main(["rewrite", str(src), str(out)])
     text, err = capsys.readouterr()
     assert code == 0 and err == ""
-    assert "one L=14 for every layer: no probe (the probe feeds one image input; this model has several inputs)" in text
+    assert ("one L=14 for every layer: no probe (the probe and compare feed one image input (input); this model also "
+            "takes extra (float32[1], not an image))") in text
 
 
 def test_the_probe_reads_the_counters_of_the_probed_layer_when_others_are_haste_already():

@@ -284,7 +284,7 @@ def test_console_entry_point_in_a_fresh_process(tmp_path):
 
 
 def test_registry_lists_the_subcommands(capsys):
-    assert list(cli.SUBCOMMANDS) == ["rewrite", "strip", "info", "eval", "bench", "demo", "fetch-data"]
+    assert list(cli.SUBCOMMANDS) == ["rewrite", "strip", "info", "eval", "bench", "demo", "compare", "fetch-data"]
     with pytest.raises(SystemExit) as exc:
         cli.main(["--help"])
     assert exc.value.code == 0

@@ -163,10 +163,11 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
 
 
 PROBE_DESTS = ("probe_budget", "budget_draws", "target_cut", "no_probe", "probe", "probe_images", "candidates",
-               "candidate_tiles", "objective", "min_agreement", "max_error", "time_batch", "time_threads")
+               "candidate_tiles", "objective", "min_agreement", "max_error", "time_batch", "time_threads",
+               "calibration")
 # the probe's own options: without a probe (-L, --no-probe) they would be ignored
 PROBE_ONLY = ("probe_budget", "budget_draws", "probe", "probe_images", "candidates", "candidate_tiles", "objective",
-              "min_agreement", "max_error", "time_batch", "time_threads")
+              "min_agreement", "max_error", "time_batch", "time_threads", "calibration")
 FIDELITY_DESTS = ("min_agreement", "max_error")
 TIME_DESTS = ("time_batch", "time_threads")
 
@@ -309,6 +310,8 @@ def _why(first: str, other: str) -> str:
             "the target rule is a share of the conv MACs, with no fidelity target or timing"
     if first == "seeds":
         return "--seeds lists every base seed to run"
+    if first == "calibration":
+        return "the calibration images replace the probe's own"
     if first == "probe_budget":
         return "the relative rule has no absolute fidelity target"
     if first == "objective":
@@ -373,7 +376,7 @@ def probe_options(args, threads: Optional[int] = 2):
                         images=args.probe_images,
                         candidates=tuple(args.candidates) if args.candidates else DEFAULT_CANDIDATES,
                         candidate_tiles=tuple(tuple(t) for t in args.candidate_tiles) if args.candidate_tiles else None,
-                        threads=threads)
+                        threads=threads, inputs=input_spec(args))
 
 
 def data_source(args):
@@ -408,3 +411,72 @@ def progress_printer(enabled: bool) -> Optional[Callable[[str], None]]:
     if not enabled:
         return None
     return lambda text: print(text, file=sys.stderr, flush=True)
+
+
+# ---- the model's input: what the probe and `compare` feed it -----------------------------------------
+
+def _input_shape(text: str):
+    try:
+        values = tuple(int(v) for v in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        values = ()
+    if len(values) < 2 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive dims separated by x, e.g. 1x3x640x640, got {text!r}")
+    return values
+
+
+def _value_range(text: str):
+    try:
+        values = tuple(float(v) for v in text.replace("[", "").replace("]", "").split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 2 or not values[0] < values[1]:
+        raise argparse.ArgumentTypeError(f"expected LO,HI with LO < HI, e.g. 0,1 or 0,255, got {text!r}")
+    return values
+
+
+INPUT_DESTS = ("input_shape", "layout", "value_range", "calibration")
+
+
+def add_inputs(parser: argparse.ArgumentParser, calibration: bool = True) -> None:
+    """The model's input as the user states it (the InputSpec): what is not stated is inferred from the graph,
+    the model's metadata, or a stated default (docs/cli.md). Adds --mean/--std when the command lacks them."""
+    group = parser.add_argument_group(
+        "model input format",
+        "How the model's image input looks, for the images the probe (or compare) makes: layout, size and "
+        "channels from the graph (a Transpose to NCHW after the input, a last dimension of 1 or 3), free dims "
+        "from --input-shape or a default (224x224 for 3 channels, 28x28 for 1); values in [0, 1] normalised "
+        "with ImageNet's mean/std (3 channels) or Fashion-MNIST's (1 channel) unless these options or the "
+        "model's metadata say otherwise. A stated --range without --mean/--std means no normalisation.")
+    group.add_argument("--input-shape", type=_input_shape, default=None, metavar="DIMS",
+                       help="the input's shape in the model's layout, e.g. 1x3x640x640: sizes the dims the graph "
+                            "leaves free (must agree with the fixed ones)")
+    group.add_argument("--layout", type=str.upper, choices=["NCHW", "NHWC"], default=None,
+                       help="the input's layout (default: inferred from the graph)")
+    group.add_argument("--range", "--value-range", dest="value_range", type=_value_range, default=None,
+                       metavar="LO,HI", help="the pixel values the model takes before --mean/--std, e.g. 0,1 or "
+                                             "0,255 (default 0,1)")
+    if calibration:
+        group.add_argument("--calibration", metavar="DIR", default=None,
+                           help="probe with the images in DIR (a few dozen of your own, unlabelled, any depth; "
+                                "resized to the input size) instead of synthetic ones: data-light instead of "
+                                "data-free")
+    if "--mean" not in parser._option_string_actions:
+        group.add_argument("--mean", type=float, nargs="+", default=None, metavar="M",
+                           help="normalisation mean, one value or one per channel, on the --range scale "
+                                "(default: the model's metadata, else ImageNet's or Fashion-MNIST's)")
+    if "--std" not in parser._option_string_actions:
+        group.add_argument("--std", type=float, nargs="+", default=None, metavar="S",
+                           help="normalisation std, one value or one per channel (default: as --mean)")
+
+
+def input_spec(args):
+    """The InputSpec of the options of `add_inputs` (and --mean/--std); empty for a command without them."""
+    from ..model_inputs import InputSpec
+
+    if getattr(args, "calibration", None):
+        refuse_together(args, "calibration", ("probe",))
+    mean, std = getattr(args, "mean", None), getattr(args, "std", None)
+    return InputSpec(shape=getattr(args, "input_shape", None), layout=getattr(args, "layout", None),
+                     value_range=getattr(args, "value_range", None), mean=tuple(mean) if mean else None,
+                     std=tuple(std) if std else None, calibration=getattr(args, "calibration", None))

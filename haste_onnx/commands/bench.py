@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 
+from .args import add_inputs
 from .args import (add_data, add_hashing, add_output_format, add_probe, add_runtime, add_selection, decide_plan,
                    ranged)
 from .tables import format_table
@@ -50,6 +51,7 @@ def configure(parser) -> None:
     t.add_argument("--no-fetch", action="store_true", help="do not download Fashion-MNIST when it is missing")
     add_hashing(parser)
     add_probe(parser)
+    add_inputs(parser)
     add_selection(parser)
     add_output_format(parser)
 

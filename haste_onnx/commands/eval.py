@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from .args import add_inputs
 from .args import (add_data, add_hashing, add_output_format, add_probe, add_runtime, add_selection, data_source,
                    decide_plan, progress_printer, refuse_together)
 from .tables import format_table
@@ -23,6 +24,7 @@ def configure(parser) -> None:
     add_runtime(parser)
     add_hashing(parser)
     add_probe(parser)
+    add_inputs(parser)
     parser.add_argument_group("seeds").add_argument(
         "--seeds", type=int, nargs="+", default=None, metavar="N",
         help="run the rewrite with each of these base seeds (instead of --seed) and report mean and spread")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
+from .args import add_inputs
 from .args import (add_hashing, add_model_input, add_model_output, add_output_format, add_plan_files, add_probe,
                    add_selection, decide_plan, progress_printer)
 from .tables import layers_table
@@ -24,6 +25,7 @@ def configure(parser) -> None:
     add_plan_files(parser)
     add_hashing(parser)
     add_probe(parser)
+    add_inputs(parser)
     add_selection(parser)
     add_output_format(parser)
 
@@ -78,6 +80,8 @@ def _print(args, report, plan, out, written: bool, probe=None) -> None:
         lines.append(f"plan from {args.plan} (no probe)")
     if probe is not None:
         lines.append(probe.summary_line())
+        if getattr(probe, "inputs", None):
+            lines.append(f"probe images: {probe.inputs}")
     if written or report.count("replaced"):
         lines.append(plan.summary_line())
     lines.append(report.summary_line())

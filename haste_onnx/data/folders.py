@@ -88,3 +88,43 @@ def load_image_folder(root: PathLike, input_hw: Optional[Tuple[int, int]] = None
     images = np.stack([a.astype(dtype, copy=False) for a in arrays])
     labels = np.array([i for _, i in files], dtype=np.int64)
     return images, labels, classes
+
+
+_UNLABELLED_EXT = _NPY_EXT | _PIL_EXT | {".bmp", ".webp", ".tif", ".tiff"}
+
+
+def load_unlabelled_images(root: PathLike, input_hw: Tuple[int, int], channels: int,
+                           limit: Optional[int] = None) -> Tuple[np.ndarray, List[str]]:
+    """The images under ``root`` (any depth; sorted by path; .npy, or .png/.jpg/.jpeg/.bmp/.webp/.tif with
+    Pillow), the first ``limit`` of them, each resized bilinearly to ``input_hw`` (the aspect ratio is not kept)
+    and converted to ``channels`` (1: grey, 3: RGB). Returns (float32 [N,H,W,C] in [0, 1], the files).
+    Unlabelled: a calibration set for the probe, or the images `compare` runs."""
+    from .preprocess import resize_bilinear
+
+    if channels not in (1, 3):
+        raise ValueError(f"images need a model input of 1 or 3 channels; this one has {channels}")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    files = sorted(f for f in root.rglob("*") if f.is_file() and f.suffix.lower() in _UNLABELLED_EXT
+                   and not any(part.startswith(".") for part in f.relative_to(root).parts))
+    if not files:
+        raise ValueError(f"{root}: no images (.png, .jpg, .jpeg, .bmp, .webp, .tif, .npy)")
+    files = files[:limit] if limit is not None else files
+    mode = "L" if channels == 1 else "RGB"
+    height, width = int(input_hw[0]), int(input_hw[1])
+    out = np.empty((len(files), height, width, channels), np.float32)
+    for k, path in enumerate(files):
+        if path.suffix.lower() in _NPY_EXT:
+            a = _load_one(path, mode)
+            a = a.astype(np.float32) / (255.0 if np.issubdtype(a.dtype, np.integer) else 1.0)
+            a = resize_bilinear(a[None], (height, width))[0] if a.shape[:2] != (height, width) else a
+        else:
+            Image = _import_pil()
+            with Image.open(path) as im:
+                im = im.convert(mode)
+                if im.size != (width, height):
+                    im = im.resize((width, height), Image.BILINEAR)
+                a = np.asarray(im, np.float32) / 255.0
+        out[k] = a.reshape(height, width, channels)
+    return out, [str(f) for f in files]

@@ -95,6 +95,7 @@ class Allocation:
     fidelity: Optional[dict] = None  # measured on the probe with the chosen layers (whole model)
     search: List[dict] = field(default_factory=list)  # the fidelity rule's tries: budget, saving, met
     speed: Optional[dict] = None  # the whole-model timing check (`planner`)
+    inputs: Optional[str] = None  # the probe's images: data-free or data-light, and the preprocessing assumed
 
     def __post_init__(self):
         if self.rule is None:
@@ -164,7 +165,8 @@ class Allocation:
         dense = len(doc["layers"]) - len(chosen)
         counts = [c["hyperplanes"] for c in chosen]
         tiles = sorted({"x".join(map(str, c["tile"])) for c in chosen})
-        spread = (f"L={min(counts)}..{max(counts)}, tile {'/'.join(tiles)}" if chosen else "no layer replaced")
+        ls = f"L={min(counts)}" if chosen and min(counts) == max(counts) else f"L={min(counts or [0])}..{max(counts or [0])}"
+        spread = f"{ls}, tile {'/'.join(tiles)}" if chosen else "no layer replaced"
         rule = doc.get("rule")
         if doc.get("target_cut") is not None:
             goal = (f"(target {100 * doc['target_cut']:.1f}%)" if doc["estimated_cut"] >= doc["target_cut"] - 1e-9
@@ -198,7 +200,8 @@ class Allocation:
                    doc["estimated_disturbance"], doc["probe"], doc.get("budget_hyperplanes"),
                    doc.get("budget_disturbance"), doc.get("uniform_cut"), doc.get("budget_draws"),
                    doc.get("rule"), doc.get("objective", "macs"), doc.get("timing"), doc.get("fidelity_target"),
-                   doc.get("fidelity"), doc.get("search") or [], doc.get("speed"))
+                   doc.get("fidelity"), doc.get("search") or [], doc.get("speed"),
+                   doc.get("inputs"))
 
     def to_json(self) -> dict:
         doc = {"probe": self.probe, "rule": self.rule, "objective": self.objective,
@@ -220,6 +223,8 @@ class Allocation:
             doc["search"] = self.search
         if self.speed is not None:
             doc["speed"] = self.speed
+        if self.inputs is not None:
+            doc["inputs"] = self.inputs
         return doc
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 
 from ..errors import CheckError, InputError
+from ..model_inputs import with_input_shape
 from ..plan import HashingOptions, Plan, Policy, plan_model
 from .allocation import Allocation, NoProbe, allocate
 from .images import probe_images
@@ -54,20 +55,22 @@ def plan_with_probe(model: onnx.ModelProto, options: HashingOptions = HashingOpt
         return plan, None
     try:
         get_library_path()
-        images, mean, std = probe_images(model, probe.source, probe.images, mean, std)
+        images, mean, std, assumed = probe_images(model, probe, mean, std)
     except (InputError, LibraryNotFoundError) as err:
-        if probe.rule != "target" and probe.source == "synthetic":
+        if probe.rule != "target" and probe.source == "synthetic" and not probe.inputs.calibration:
             skipped = NoProbe(str(err), options.hyperplanes)
             return plan.with_layers({}, probe=skipped.to_json()), skipped
         if isinstance(err, LibraryNotFoundError):
             raise CheckError(str(err)) from err
         raise
+    model = with_input_shape(model, images.shape)  # free dims take the probe images' size
     allocation = allocate(model, plan, probe.target_cut, images=images, probe=probe.source,
                           candidates=probe.candidates, threads=probe.threads, mean=mean, std=std, progress=progress,
                           tiles=list(probe.candidate_tiles) if probe.candidate_tiles else None,
                           budget_hyperplanes=probe.budget_hyperplanes, budget_draws=probe.budget_draws,
                           tile=tuple(options.tile), rule=probe.rule, objective=probe.objective,
                           fidelity=probe.fidelity, timing=probe.timing)
+    allocation.inputs = assumed
     if allocation.objective == "time":
         allocation = speed_check(model, plan, allocation, images, probe.timing, progress)
     if allocation.fidelity is None and any(c is not None for c in allocation.layers.values()):
