@@ -128,14 +128,22 @@ def trim_bench(doc: dict) -> dict:
 
 
 def trim_rewrite(doc: dict) -> dict:
+    """What the page shows of a `rewrite --json` object: the report's summary and the probe's line."""
     s = doc.get("summary", {})
-    keep = {k: s[k] for k in ("replaced", "layers", "haste_macs", "conv_macs", "haste_share") if k in s}
     alloc = doc.get("allocation") or {}
-    fid = alloc.get("fidelity") or alloc.get("final_fidelity")
-    return {"summary": keep, "plan": s.get("plan") or doc.get("plan"),
-            "allocation": {k: alloc.get(k) for k in ("probe", "rule", "objective", "estimated_cut", "inputs",
-                                                      "mode") if k in alloc},
-            "fidelity_on_probe": fid}
+    line = None
+    if alloc:
+        try:
+            from haste_onnx.probe.allocation import Allocation
+
+            line = Allocation.line_from_json(alloc)
+        except Exception:  # noqa: BLE001 - an older or newer JSON: the line is only for reading
+            line = None
+    return {"summary": {k: s.get(k) for k in ("replaced", "layers", "kept", "conv_macs", "haste_macs",
+                                               "haste_mac_fraction")},
+            "probe": {k: alloc.get(k) for k in ("probe", "rule", "objective", "estimated_cut", "fidelity", "inputs",
+                                                "timing", "time_saved_ms", "dense_ms") if k in alloc},
+            "probe_line": line}
 
 
 # ---- fidelity --------------------------------------------------------------------------------------------------
@@ -190,6 +198,24 @@ def ocr_fidelity(ref, out, texts, characters) -> dict:
             "exact": float(np.mean([p == t for p, t in zip(b, texts)])),
             "same_text": float(np.mean([p == q for p, q in zip(a, b)])),
             "relative_error_mean": float(err.mean()), "relative_error_max": float(err.max())}
+
+
+def original_metrics(row: dict, data: dict, original: str) -> dict:
+    """What the original itself scores on the row's images (accuracy, exact match, detections)."""
+    import numpy as np
+
+    if "reference" not in data:
+        data["reference"] = run_model(original, data["x"])
+    ref = data["reference"][0]
+    if row["images"] == "fashion-mnist":
+        return {"accuracy": float(np.mean(ref.reshape(len(ref), -1).argmax(1) == data["labels"]))}
+    if row["images"] == "ocr":
+        texts = prep.ctc_decode(ref, data["characters"])
+        return {"exact": float(np.mean([a == b for a, b in zip(texts, data["texts"])]))}
+    if row.get("labels") == "foolbox":
+        n = len(data["labels"])
+        return {"accuracy": float(np.mean(ref[-n:].argmax(1) == np.asarray(data["labels"]))), "labelled_images": n}
+    return {}
 
 
 def fidelity(row: dict, data: dict, original: str, variant: str) -> dict:
@@ -354,6 +380,12 @@ def _measure(doc, row, settings, python, shared, work, log):
                 log(f"    speed-up {run.get('speedup')}")
 
     # fidelity
+    t = time.time()
+    try:
+        doc["original"] = original_metrics(row, data, str(model))
+    except Exception as err:  # noqa: BLE001
+        doc["original"] = {"error": f"{type(err).__name__}: {err}"[:300]}
+    _stage(doc, "original", t)
     for name, path in variants.items():
         if path is None:
             continue
@@ -427,7 +459,12 @@ def find_run(entry: Optional[dict], batch: int, threads: int) -> Optional[dict]:
     return None
 
 
-def fidelity_cell(f: Optional[dict]) -> str:
+def fidelity_cell(f: Optional[dict], entry: Optional[dict] = None, original: Optional[dict] = None) -> str:
+    if entry and "nothing_to_do" in entry:
+        o = original or {}
+        score = (f", exact match {_pct(o['exact'])}" if "exact" in o else
+                 f", accuracy {_pct(o['accuracy'], 2)}" if "accuracy" in o else "")
+        return f"original kept (nothing to do): identical outputs{score}"
     if not f:
         return "-"
     if "error" in f:
@@ -475,10 +512,14 @@ def render(docs: List[dict], settings: dict) -> str:
              "- **haste**: `haste-onnx rewrite` with the default options (per layer, measured time within the "
              "fidelity target: top-1 agreement >= 0.99, relative error <= 0.1 on the probe images); "
              "**calibrated**: the same with `--calibration` (32 images); **int8**: "
-             "`onnxruntime.quantization.quantize_static`, QDQ, per-channel, calibrated on 256 of the project's "
+             "`onnxruntime.quantization.quantize_static`, QDQ, per-channel, uint8 activations and int8 weights, calibrated on 256 of the project's "
              "synthetic probe images prepared like the model's inputs (no data).",
              "- **r**: the measured cut of all conv MACs on the bench batch, hashing/centring/merging counted "
              "(HasteConv counters); **ideal** = 1/(1 - r); **meas./ideal** = speed-up / ideal (1T, batch 1).",
+             "- Commands: `{model}` is the row's model file (its input fixed where the row says), `{out}` the "
+             "rewritten file, `{calibration}` the row's calibration folder, `{batch}` the first 8 of the row's images "
+             "in the model's input format (.npy), `{variant}` the rewrite or the int8 model; `python "
+             "benchmarks/suite.py --only ID --work DIR` makes them and runs the row again.",
              "- \"nothing to do (exit 5)\": the default rewrite found no layer faster here within the fidelity "
              "target, so the user keeps the original: 1.00x.", ""]
     lines += ["## Speed", "",
@@ -503,7 +544,7 @@ def render(docs: List[dict], settings: dict) -> str:
         if "error" in d and not d.get("haste"):
             continue
         lines.append(f"| {d['id']} | {d.get('images', {}).get('about', '-')} | "
-                     + " | ".join(fidelity_cell((d.get(k) or {}).get("fidelity"))
+                     + " | ".join(fidelity_cell((d.get(k) or {}).get("fidelity"), d.get(k), d.get("original"))
                                   for k in ("haste", "haste_calibrated", "int8")) + " |")
     lines += ["", "## Rows", ""]
     for d in docs:
