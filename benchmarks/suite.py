@@ -441,6 +441,16 @@ def _pct(v, digits=1) -> str:
     return "-" if v is None else f"{100 * v:.{digits}f}%"
 
 
+def _pct0(v) -> str:
+    return _pct(v, 0)
+
+
+def pair_cell(default: Optional[dict], calibrated: Optional[dict], key: str, fmt) -> str:
+    """`default / calibrated` of a MAC figure of the 1T runs ('-' where a rewrite replaced nothing)."""
+    values = [fmt(r.get(key)) if r and r.get(key) is not None else "-" for r in (default, calibrated)]
+    return " / ".join(values)
+
+
 def speed_cell(run: Optional[dict]) -> str:
     if run is None:
         return "-"
@@ -516,7 +526,8 @@ def render(docs: List[dict], settings: dict) -> str:
              "calibrated on 256 of the project's "
              "synthetic probe images prepared like the model's inputs (no data).",
              "- **r**: the measured cut of all conv MACs on the bench batch, hashing/centring/merging counted "
-             "(HasteConv counters); **ideal** = 1/(1 - r); **meas./ideal** = speed-up / ideal (1T, batch 1).",
+             "(HasteConv counters); **ideal** = 1/(1 - r); **meas./ideal** = speed-up / ideal; each as "
+             "`default / calibrated` rewrite, 1T runs of that batch.",
              "- Commands: `{model}` is the row's model file (its input fixed where the row says), `{out}` the "
              "rewritten file, `{calibration}` the row's calibration folder, `{batch}` the first 8 of the row's images "
              "in the model's input format (.npy), `{variant}` the rewrite or the int8 model; `python "
@@ -532,14 +543,13 @@ def render(docs: List[dict], settings: dict) -> str:
                          "| | | | | | | |")
             continue
         for b in d["row"].get("batches", settings["batches"]):
-            h1 = find_run(d.get("haste"), b, 1)
-            ok = h1 and "reduction" in h1
+            h1, c1 = find_run(d.get("haste"), b, 1), find_run(d.get("haste_calibrated"), b, 1)
             lines.append(
                 f"| {d['id']} | {b} | {speed_cell(h1)} | {speed_cell(find_run(d.get('haste'), b, 2))} | "
-                f"{speed_cell(find_run(d.get('haste_calibrated'), b, 1))} | "
-                f"{speed_cell(find_run(d.get('int8'), b, 1))} "
-                f"| {speed_cell(find_run(d.get('int8'), b, 2))} | {_pct(h1['reduction']) if ok else '-'} | "
-                f"{_x(h1['ideal']) if ok else '-'} | {_pct(h1['measured_over_ideal'], 0) if ok else '-'} |")
+                f"{speed_cell(c1)} | {speed_cell(find_run(d.get('int8'), b, 1))} "
+                f"| {speed_cell(find_run(d.get('int8'), b, 2))} | "
+                + " | ".join(pair_cell(h1, c1, key, fmt) for key, fmt in (("reduction", _pct), ("ideal", _x),
+                                                                         ("measured_over_ideal", _pct0))) + " |")
     lines += ["", "## Fidelity on real images", "",
               "| model | images | haste | calibrated | int8 |", "|---|---|---|---|---|"]
     for d in docs:
