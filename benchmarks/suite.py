@@ -532,8 +532,9 @@ def render(docs: List[dict], settings: dict) -> str:
              "rewritten file, `{calibration}` the row's calibration folder, `{batch}` the first 8 of the row's images "
              "in the model's input format (.npy), `{variant}` the rewrite or the int8 model; `python "
              "benchmarks/suite.py --only ID --work DIR` makes them and runs the row again.",
-             "- \"nothing to do (exit 5)\": the default rewrite found no layer faster here within the fidelity "
-             "target, so the user keeps the original: 1.00x.", ""]
+             "- \"nothing to do (exit 5)\": the rewrite replaced nothing (no eligible Conv, none faster here, or "
+             "none within the fidelity target: the row says which), so the user keeps the original: 1.00x, shown "
+             "as `1.00x (none)`.", ""]
     lines += ["## Speed", "",
               "| model | B | haste 1T | haste 2T | calibrated 1T | int8 1T | int8 2T | r | ideal | meas./ideal |",
               "|---|---:|---|---|---|---|---|---:|---:|---:|"]
