@@ -580,6 +580,8 @@ def render(docs: List[dict], settings: dict) -> str:
             lines.append(f"- {label}: {variant_state(e)}")
             if e.get("argv"):
                 lines.append(f"  - `{command_text(e['argv'])}`")
+            if e.get("probe_line"):
+                lines.append("  - probe: " + e["probe_line"].replace("\n", "; "))
             if e.get("bench"):
                 lines.append(f"  - timed with `{command_text(e['bench'][0]['argv'])}` (and the other B, T)")
         stages = d.get("stages")
