@@ -582,6 +582,8 @@ def render(docs: List[dict], settings: dict) -> str:
                 lines.append(f"  - `{command_text(e['argv'])}`")
             if e.get("probe_line"):
                 lines.append("  - probe: " + e["probe_line"].replace("\n", "; "))
+            if (e.get("probe") or {}).get("inputs"):
+                lines.append(f"  - probe images: {e['probe']['inputs']}")
             if e.get("bench"):
                 lines.append(f"  - timed with `{command_text(e['bench'][0]['argv'])}` (and the other B, T)")
         stages = d.get("stages")
