@@ -79,7 +79,8 @@ def test_json_fields_and_consistency(tmp_path, data, capsys):
     s = doc["settings"]
     assert (s["batch"], s["threads"], s["repeats"], s["warmup"], s["profile_runs"]) == (4, 1, 3, 1, 2)
     assert s["graph_optimization"] == "ORT_ENABLE_ALL" and not s["prebuilt"]
-    assert doc["batch"] == {"images": 4, "repeated": False, "shape": [4, 1, 16, 16]}
+    assert doc["batch"] == {"images": 4, "repeated": False, "shape": [4, 1, 16, 16],
+                            "inputs": {"input": [4, 1, 16, 16]}}
     assert doc["data"]["source"] == "fashion-mnist" and doc["data"]["images"] == 4
 
     lo, lr = doc["latency"]["original"], doc["latency"]["rewritten"]

@@ -27,6 +27,14 @@ def configure(parser) -> None:
     group = parser.add_argument_group("model input")
     group.add_argument("model", metavar="MODEL",
                        help="an ONNX file, or a model name: resnet20 (bundled), resnet18, resnet34, vgg16, mobilenetv2")
+    group.add_argument("--against", metavar="FILE", default=None,
+                       help="compare MODEL with this model as it is (a rewrite made by `haste-onnx rewrite`, or "
+                            "any other variant, e.g. onnxruntime's int8 quantization) instead of rewriting MODEL")
+    group.add_argument("--input", dest="inputs", action="append", default=None, metavar="[NAME=]FILE.npy",
+                       help="the model's own input: an array in the model's layout (NCHW, NHWC, any rank) whose "
+                            "first --batch rows are the batch (repeated when fewer); its shape fixes the dims the "
+                            "graph leaves free. Repeat once per input (NAME= may be left out for a model with one "
+                            "input). Replaces the data options")
     add_data(parser)
     add_runtime(parser, batch=1)
     t = parser.add_argument_group("timing")
@@ -55,29 +63,47 @@ def run(args) -> int:
     from ..measure.bench import BenchOptions, bench
     from ..measure.versions import machine_versions
     from ..runtime import LibraryNotFoundError
-    from .eval import load_model_and_data
+    from .args import HASHING_DESTS, SELECTION_DESTS, refuse_together
+    from .probe_args import PROBE_DESTS
+    from .eval import load_model_and_data, load_named_model
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
     if args.limit is None:
         args.limit = args.batch  # only the first B images are used
-    loaded, entry, images, _, data_info = load_model_and_data(args, fetch=not args.no_fetch, say=say)
+    against = None
+    if args.against:
+        from ..model_io import load_model
+
+        refuse_together(args, "against", HASHING_DESTS + SELECTION_DESTS + PROBE_DESTS + ("plan",))
+        against = load_model(args.against).model
+    if args.inputs:
+        loaded, entry = load_named_model(args.model)
+        feed, data_info = read_inputs(args.inputs, loaded.model)
+        images = None
+    else:
+        loaded, entry, images, _, data_info = load_model_and_data(args, fetch=not args.no_fetch, say=say)
+        feed = None
     if getattr(args, "method", "haste") != "haste":
+        refuse_together(args, "method", ("against", "inputs"))
         return bench_static(args, loaded, entry, images, data_info, None if args.json else say)
-    plan, allocation = decide_plan(args, loaded.model, args.threads, data_info["mean"], data_info["std"],
-                                   None if args.json else say)
+    mean, std = data_info.get("mean"), data_info.get("std")
+    plan, allocation = (None, None) if against is not None else decide_plan(args, loaded.model, args.threads, mean,
+                                                                            std, None if args.json else say)
     options = BenchOptions(plan=plan, batch=args.batch,
                            threads=args.threads, warmup=args.warmup, repeats=args.repeats, cpu_time=args.cpu_time,
                            profile_runs=args.profile_runs, memory=not args.no_memory)
     try:
-        result = bench(loaded.model, images, options, progress=None if args.json else say)
+        result = bench(loaded.model, images, options, progress=None if args.json else say, feed=feed,
+                       against=against)
     except LibraryNotFoundError as err:
         raise CheckError(str(err)) from err
     except ValueError as err:
         raise InputError(str(err)) from err
     doc = {"command": "bench", "model": str(loaded.path), "model_name": entry.name if entry else None,
-           "plan": plan.summary_line(),
+           "against": args.against,
+           "plan": plan.summary_line() if plan is not None else f"as given in {args.against}",
            "versions": machine_versions(), "data": data_info, **result}
     if allocation is not None:
         doc["allocation"] = allocation.to_json()
@@ -92,8 +118,6 @@ def bench_static(args, loaded, entry, images, data_info, say) -> int:
     """--method red|qsfm[+haste]: the original against the static model (or its HASTE rewrite), alternating
     runs as `bench` times them; the ideal speed-up is 1/(1 - r), r the cut of all conv MACs (dense for a static
     model; measured by the kernel's counters, overheads counted, after +haste)."""
-    import numpy as np
-
     from ..measure.bench import measured_macs
     from ..measure.sessions import bench_session
     from ..measure.timing import batch_of, latency_stats, pair_ratios, time_alternating
@@ -134,6 +158,39 @@ def bench_static(args, loaded, entry, images, data_info, say) -> int:
     return 0
 
 
+def read_inputs(specs, model):
+    """({input name: array}, data description) from `--input [NAME=]FILE.npy` values; InputError (one line) for
+    a missing or unreadable file, an unknown name, or a name left out where the model has several inputs."""
+    import numpy as np
+
+    from ..errors import InputError
+    from ..model_inputs import image_inputs
+
+    names = [i.name for i in image_inputs(model)]
+    feed, files = {}, {}
+    for spec in specs:
+        name, sep, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        if not name:
+            if len(names) != 1:
+                raise InputError(f"--input {spec}: the model has {len(names)} inputs ({', '.join(names)}); "
+                                 "say which with NAME=FILE.npy")
+            name = names[0]
+        if name not in names:
+            raise InputError(f"--input {spec}: the model has no input {name!r} (inputs: {', '.join(names)})")
+        try:
+            feed[name] = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise InputError(f"--input {spec}: cannot read {path}: {err}") from err
+        files[name] = path
+    missing = [n for n in names if n not in feed]
+    if missing:
+        raise InputError(f"--input: no array for the model's input(s) {', '.join(missing)}")
+    return feed, {"source": "arrays", "where": ", ".join(f"{k}={v}" for k, v in files.items()), "split": None,
+                  "images": int(min(len(v) for v in feed.values())), "mean": None, "std": None,
+                  "inputs": {k: {"file": files[k], "shape": list(v.shape), "dtype": str(v.dtype)}
+                             for k, v in feed.items()}}
+
+
 # ---- the report ----------------------------------------------------------------------------------
 
 def _ms(x) -> str:
@@ -155,7 +212,8 @@ def format_bench(doc: dict) -> str:
     lat, ideal, f = doc["latency"], doc["ideal"], doc["flops"]
     name = doc["model_name"] or doc["model"]
     h = s["plan"] if isinstance(s["plan"], dict) else {}
-    rewrite = ("the model's own HasteConv layers; original = stripped to Conv" if s["prebuilt"] else
+    rewrite = (f"as given in {doc['against']}" if doc.get("against") else
+               "the model's own HasteConv layers; original = stripped to Conv" if s["prebuilt"] else
                f"{doc['plan']}, sparsity {h.get('sparsity')}, seed {h.get('seed')}, merge {h.get('merge', 'mean')}"
                + (", magnitude split" if h.get("magnitude_split") else "")
                + f"; {doc['rewrite']['replaced']} of {doc['rewrite']['layers']} conv layers replaced")
@@ -181,10 +239,13 @@ def format_bench(doc: dict) -> str:
     parts.append(f"speed-up: {_x(doc['speedup'])} (ratio of medians, original / rewritten); per-pair ratios: median "
                  f"{_x(ps['median'])}, quartiles {_x(ps['p25'])}-{_x(ps['p75'])}")
     parts.append("")
-    parts.append(f"measured conv MACs on this batch: cut {_pct(f['conv_mac_reduction'])} of all conv MACs, "
-                 f"{_pct(f['conv_mac_reduction_with_overheads'])} with hashing/centring/merging overheads "
-                 f"(replaced layers: {_pct(f['replaced_mac_reduction'])}, "
-                 f"{_pct(f['replaced_mac_reduction_with_overheads'])})")
+    if ideal["reduction"] is None:
+        parts.append("measured conv MACs: none (no HasteConv in the compared model)")
+    else:
+        parts.append(f"measured conv MACs on this batch: cut {_pct(f['conv_mac_reduction'])} of all conv MACs, "
+                     f"{_pct(f['conv_mac_reduction_with_overheads'])} with hashing/centring/merging overheads "
+                     f"(replaced layers: {_pct(f['replaced_mac_reduction'])}, "
+                     f"{_pct(f['replaced_mac_reduction_with_overheads'])})")
     parts.append(f"ideal:    {_x(ideal['speedup'])} = 1/(1 - r), r = {_pct(ideal['reduction'])} (all conv MACs, "
                  f"overheads included); measured {_x(doc['speedup'])} = {_pct(ideal['measured_over_ideal'], 0)} of "
                  f"ideal; time saved {_pct(ideal['time_saving'])} (ideal {_pct(ideal['reduction'])})")

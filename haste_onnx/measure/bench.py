@@ -40,12 +40,20 @@
    session, `memory_runs` runs of the batch. The child reports its peak
    resident set size and what the session and its runs added to it (see
    `peak_memory`).
+
+Any model with its own inputs: `feed` (input name -> array, in the model's own layout, NCHW or NHWC, one
+entry per input) replaces `images`; each array's first `batch` rows are the batch (repeated when fewer), and
+the arrays' shapes fix the dims the graph leaves free, for the MAC accounting too (`fix_input_dims`: the
+static MACs are counted on a copy whose free dims are those of the batch, so they match what the counters
+measured). `against` (a model) is compared as it is with `model`: a HasteConv rewrite made elsewhere, or
+another kind of model (onnxruntime's int8 quantization); without HasteConv in it there are no counters, and
+the MAC figures are None.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 import onnx
@@ -55,12 +63,11 @@ from ..plan import Plan, plan_model
 from .conv_work import conv_layers, layer_rows, static_by_layer, totals
 from .instrument import add_stats_outputs, count_haste
 from .memory import peak_memory
-from .predictor import Predictor
 from .profile import layer_table, profile_pair
 from .sessions import bench_session
 from .timing import batch_of, latency_stats, time_alternating
 
-__all__ = ["BenchOptions", "bench", "prepare_pair", "measured_macs"]
+__all__ = ["BenchOptions", "bench", "prepare_pair", "measured_macs", "fix_input_dims", "batch_feed"]
 
 IDEAL_BASIS = "conv_mac_reduction_with_overheads"
 
@@ -92,25 +99,76 @@ class BenchOptions:
                 "prebuilt": prebuilt}
 
 
-def measured_macs(original: onnx.ModelProto, rewritten: onnx.ModelProto, x: np.ndarray, threads: int) -> dict:
-    """The HasteConv counters over batch `x`: per-layer rows and totals as `haste-onnx eval` computes them."""
+def fix_input_dims(model: onnx.ModelProto, feed: Dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A copy of `model` whose graph inputs named in `feed` have every dim but the batch set from the arrays'
+    shapes, with the inferred `value_info` dropped (inferred again for those sizes): static MACs per image then
+    count the sizes the model runs at. `model` itself when nothing is free."""
+    changed = False
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    for value in fixed.graph.input:
+        if value.name not in feed or not value.type.tensor_type.HasField("shape"):
+            continue
+        shape = np.shape(feed[value.name])
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            continue
+        for axis in range(1, len(dims)):
+            if not (dims[axis].HasField("dim_value") and dims[axis].dim_value > 0):
+                dims[axis].Clear()
+                dims[axis].dim_value = int(shape[axis])
+                changed = True
+    if not changed:
+        return model
+    del fixed.graph.value_info[:]
+    return fixed
+
+
+def batch_feed(feed: Dict[str, np.ndarray], batch: int):
+    """({name: the first `batch` rows of its array, repeated when fewer}, whether any was repeated)."""
+    out, repeated = {}, False
+    for name, value in feed.items():
+        value = np.asarray(value)
+        if value.ndim == 0 or len(value) == 0:
+            raise ValueError(f"input {name!r}: no rows to make a batch of")
+        if len(value) >= batch:
+            out[name] = np.ascontiguousarray(value[:batch])
+        else:
+            out[name] = np.ascontiguousarray(np.concatenate([value] * -(-batch // len(value)))[:batch])
+            repeated = True
+    return out, repeated
+
+
+def measured_macs(original: onnx.ModelProto, rewritten: onnx.ModelProto, x, threads: int) -> dict:
+    """The HasteConv counters over batch `x` (the first input's array, or a feed: name -> array): per-layer
+    rows and totals as `haste-onnx eval` computes them; the static MACs at the batch's sizes."""
+    from ..op.stats import STATS_SIZE
+    from ..runtime import inference_session
+
+    feed = x if isinstance(x, dict) else {input_info(original)[0]: x}
+    n = len(next(iter(feed.values())))
+    original, rewritten = fix_input_dims(original, feed), fix_input_dims(rewritten, feed)
     static_rows = conv_layers(original)
     original_macs = sum(r["macs"] for r in static_rows if r["macs"] is not None)
     measured, pairs = add_stats_outputs(rewritten)
-    _, counted, _ = Predictor(measured, threads, pairs).predict(x, len(x))
+    session = inference_session(measured, threads=threads)
+    out = session.run([s for _, s in pairs], feed) if pairs else []
+    counted = np.asarray([np.asarray(v, np.int64).reshape(-1) for v in out], np.int64).reshape(len(pairs), STATS_SIZE)
     static = static_by_layer(static_rows)
-    layers = layer_rows(pairs, counted, static, len(x), rewritten)
-    for (out, _), row in zip(pairs, layers):
-        row["output"] = out
+    layers = layer_rows(pairs, counted, static, n, rewritten)
+    for (out_name, _), row in zip(pairs, layers):
+        row["output"] = out_name
     main, nested = count_haste(rewritten)
     return {"layers": layers, "totals": totals(layers, original_macs), "unmeasured_layers": nested,
             "layers_with_unknown_macs": sum(1 for r in static_rows if r["macs"] is None)}
 
 
-def prepare_pair(model: onnx.ModelProto, options: BenchOptions):
+def prepare_pair(model: onnx.ModelProto, options: BenchOptions, against: Optional[onnx.ModelProto] = None):
     """(original, rewritten, rewrite report or None, prebuilt) as the benchmark compares them."""
     from ..rewrite import rewrite_model, strip_model
 
+    if against is not None:
+        return model, against, None, True
     if count_haste(model) != (0, 0):
         original, _ = strip_model(model)
         return original, model, None, True
@@ -118,23 +176,37 @@ def prepare_pair(model: onnx.ModelProto, options: BenchOptions):
     return model, rewritten, report, False
 
 
-def bench(model: onnx.ModelProto, images: np.ndarray, options: Optional[BenchOptions] = None,
-          progress=None) -> dict:
-    """Benchmark `model` against its rewrite on the first `options.batch` of `images` (float32 NCHW)."""
+def bench(model: onnx.ModelProto, images: Optional[np.ndarray], options: Optional[BenchOptions] = None,
+          progress=None, feed: Optional[Dict[str, np.ndarray]] = None,
+          against: Optional[onnx.ModelProto] = None) -> dict:
+    """Benchmark `model` against its rewrite (or `against`) on the first `options.batch` of `images` (float32
+    NCHW, the first input) or of each array of `feed` (name -> array in the model's layout)."""
     options = options or BenchOptions()
     options.validate()
     say = progress or (lambda text: None)
-    original, rewritten, report, prebuilt = prepare_pair(model, options)
-    x, repeated = batch_of(images, options.batch)
-    name, dims = input_info(original)
-    if dims and dims[0] is not None and dims[0] != options.batch:
-        raise ValueError(f"the model's input {name!r} has a fixed batch of {dims[0]}; use --batch {dims[0]}")
-    feed = {name: x}
+    original, rewritten, report, prebuilt = prepare_pair(model, options, against)
+    if feed:
+        feed, repeated = batch_feed(feed, options.batch)
+        x = next(iter(feed.values()))
+    else:
+        x, repeated = batch_of(images, options.batch)
+        feed = {input_info(original)[0]: x}
+    for value in original.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        fixed = dims[0].dim_value if dims and dims[0].HasField("dim_value") else 0
+        if value.name in feed and fixed not in (0, options.batch):
+            raise ValueError(f"the model's input {value.name!r} has a fixed batch of {dims[0].dim_value}; "
+                             f"use --batch {dims[0].dim_value}")
+    haste = count_haste(rewritten)[0] > 0
 
-    say("measuring the conv MACs of the rewritten model on the batch ...")
-    macs = measured_macs(original, rewritten, x, options.threads)
-    t = macs["totals"]
-    r = t[IDEAL_BASIS]
+    if haste:
+        say("measuring the conv MACs of the rewritten model on the batch ...")
+        macs = measured_macs(original, rewritten, feed, options.threads)
+        t = macs["totals"]
+        r = t[IDEAL_BASIS]
+    else:  # e.g. an int8 model given with `against`: no counters
+        macs = {"layers": [], "unmeasured_layers": 0, "layers_with_unknown_macs": None}
+        t, r = {}, None
     ideal = 1 / (1 - r) if r is not None and r < 1 else None
 
     clock = time.process_time if options.cpu_time else time.perf_counter
@@ -151,12 +223,12 @@ def bench(model: onnx.ModelProto, images: np.ndarray, options: Optional[BenchOpt
     if options.profile_runs:
         say(f"profiling: {options.profile_runs} runs of each model in separate sessions ...")
         prof = profile_pair(original, rewritten, feed, options.threads, options.profile_runs)
-        layers = layer_table(original, rewritten, prof, macs)
+        layers = layer_table(original, rewritten, prof, macs) if haste else None
     share = layers["original"]["conv_share"] if layers else None
     amdahl = 1 / ((1 - share) + share * (1 - r)) if share is not None and r is not None else None
 
     memory = None
-    if options.memory:
+    if options.memory and len(feed) == 1:
         say("peak memory: each model in a child process ...")
         mo = peak_memory(original, x, options.threads, options.memory_runs)
         mr = peak_memory(rewritten, x, options.threads, options.memory_runs)
@@ -172,8 +244,9 @@ def bench(model: onnx.ModelProto, images: np.ndarray, options: Optional[BenchOpt
 
     saving = 1 - 1 / speedup if speedup else None
     return {
-        "settings": options.to_json(prebuilt),
-        "batch": {"images": int(len(x)), "repeated": repeated, "shape": list(x.shape)},
+        "settings": {**options.to_json(prebuilt), "against": against is not None},
+        "batch": {"images": int(len(x)), "repeated": repeated, "shape": list(x.shape),
+                  "inputs": {k: list(v.shape) for k, v in feed.items()}},
         "rewrite": report.summary() if report is not None else None,
         "latency_original_ms": lo["median_ms"],
         "latency_rewritten_ms": lr["median_ms"],
