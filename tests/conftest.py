@@ -189,3 +189,18 @@ def run_model(model: onnx.ModelProto, x: np.ndarray):
     """Every output of `model` on `x` in plain onnxruntime (no op library)."""
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x})
+
+
+def load_benchmark(name: str):
+    """A script of benchmarks/ imported as a module (benchmarks/ is not a package; its scripts import each other)."""
+    import importlib.util
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    if str(bench) not in sys.path:
+        sys.path.insert(0, str(bench))
+    spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

@@ -4,7 +4,6 @@ Properties of the real grid and stored results (every argv parses with the real 
 unique, every stored result belongs to a grid point and ran its argv, the docs are what the stored results
 render to), and a tiny synthetic grid with known numbers through the same load -> summarise -> render path.
 """
-import importlib.util
 import json
 import re
 import shlex
@@ -14,16 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark(name)
 
 
 @pytest.fixture(scope="module")

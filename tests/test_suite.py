@@ -1,6 +1,5 @@
 """benchmarks/suite.py, suite_prep.py and suite.json (the real-model suite), and what `bench` learned for it
 (`--against`, `--input`), on tiny inline models: no network, no real models, no timing limits."""
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -9,6 +8,8 @@ import numpy as np
 import onnx
 import pytest
 
+from conftest import load_benchmark
+
 from conftest import detect_model, net_model, nhwc_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,12 +17,7 @@ BENCH = ROOT / "benchmarks"
 
 
 def _load(name):
-    sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark(name)
 
 
 @pytest.fixture(scope="module")
