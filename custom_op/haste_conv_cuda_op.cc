@@ -66,18 +66,7 @@ OrtStatus* CheckHyperplanes(const std::string& node, const OrtValue* h, const st
 HasteConvCudaOp::HasteConvCudaOp() { OrtCustomOp::InferOutputShapeFn = HasteConvInferOutputShape; }
 
 OrtStatusPtr HasteConvCudaOp::CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
-  try {
-    auto* k = new HasteConvCudaKernel();
-    OrtStatus* status = k->Init(info);
-    if (status) {
-      delete k;
-      return status;
-    }
-    *kernel = k;
-    return nullptr;
-  } catch (const std::exception& e) {
-    return g_ort->CreateStatus(ORT_FAIL, (std::string("HasteConv (CUDA): kernel creation failed: ") + e.what()).c_str());
-  }
+  return NewKernel<HasteConvCudaKernel>(info, kernel, "HasteConv (CUDA)");
 }
 
 OrtStatusPtr HasteConvCudaKernel::Init(const OrtKernelInfo* info) {

@@ -278,18 +278,7 @@ OrtStatusPtr HasteConvInferOutputShape(const OrtCustomOp* op, OrtShapeInferConte
 HasteConvOp::HasteConvOp() { OrtCustomOp::InferOutputShapeFn = InferOutputShape; }
 
 OrtStatusPtr HasteConvOp::CreateKernelV2(const OrtApi&, const OrtKernelInfo* info, void** kernel) const {
-  try {
-    auto* k = new HasteConvKernel();
-    OrtStatus* status = k->Init(info);
-    if (status) {
-      delete k;
-      return status;
-    }
-    *kernel = k;
-    return nullptr;
-  } catch (const std::exception& e) {
-    return g_ort->CreateStatus(ORT_FAIL, (std::string("HasteConv: kernel creation failed: ") + e.what()).c_str());
-  }
+  return NewKernel<HasteConvKernel>(info, kernel, "HasteConv");
 }
 
 OrtStatusPtr HasteConvKernel::Init(const OrtKernelInfo* info) {

@@ -7,6 +7,7 @@
 #include <onnxruntime_cxx_api.h>
 #undef ORT_API_MANUAL_INIT
 
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,24 @@ extern const OrtApi* g_ort;
 // kernel creation (empty string or the problem) and output shape inference.
 std::string ReadKernelAttrs(const OrtKernelInfo* info, HasteAttrs* attrs);
 OrtStatusPtr HasteConvInferOutputShape(const OrtCustomOp* op, OrtShapeInferContext* ctx);
+
+// CreateKernelV2 of both ops: a new Kernel, initialised from `info`; an exception
+// becomes a status that names the op (`label`).
+template <class Kernel>
+OrtStatusPtr NewKernel(const OrtKernelInfo* info, void** kernel, const char* label) {
+  try {
+    auto* k = new Kernel();
+    OrtStatus* status = k->Init(info);
+    if (status) {
+      delete k;
+      return status;
+    }
+    *kernel = k;
+    return nullptr;
+  } catch (const std::exception& e) {
+    return g_ort->CreateStatus(ORT_FAIL, (std::string(label) + ": kernel creation failed: " + e.what()).c_str());
+  }
+}
 
 struct HasteConvKernel {
   std::string node_name;
