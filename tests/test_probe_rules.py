@@ -129,6 +129,7 @@ def test_the_speed_check_gives_the_least_saving_layer_back_until_not_slower(monk
     checked = planner.speed_check(model, plan, allocation, synthetic_probe(model, 2), TimingContext())
     assert seen == [["c1", "c2"], ["c1"]]
     assert checked.layers == {"c1": CHOICE, "c2": None} and checked.speed["given_back"] == ["c2"]
+    assert checked.estimated_cut == pytest.approx(1000.0 / 10000.0)  # what is left, not what was chosen first
 
 
 def test_fidelity_compares_classes_and_relative_error():

@@ -57,7 +57,8 @@ def _walk_back(probes, options, back, b: int) -> Dict[str, Optional[tuple]]:
     return {p.node: choice[p.node] for p in probes}
 
 
-def _totals(probes, choice, conv_macs):
+def totals(probes, choice, conv_macs):
+    """(choice, MACs saved / conv_macs, summed disturbance) of a choice per layer."""
     saved = sum(p.choices[choice[p.node]][1] for p in probes if choice[p.node] is not None)
     disturbance = sum(p.choices[choice[p.node]][0] for p in probes if choice[p.node] is not None)
     return choice, saved / conv_macs, disturbance
@@ -79,9 +80,9 @@ def choose(probes: List[LayerProbe], conv_macs: float, target: float,
     reachable = sum(max((o[3] for o in opts), default=0) for opts in options)
     if reachable < need:
         choice = {p.node: (max(opts, key=lambda o: o[2])[0] if opts else None) for p, opts in zip(probes, options)}
-        return _totals(probes, choice, conv_macs)
+        return totals(probes, choice, conv_macs)
     _, back = _knapsack(options, need)
-    return _totals(probes, _walk_back(probes, options, back, need), conv_macs)
+    return totals(probes, _walk_back(probes, options, back, need), conv_macs)
 
 
 def choose_within(probes: List[LayerProbe], conv_macs: float, budget: float, resolution: int = 4000,
@@ -101,5 +102,5 @@ def choose_within(probes: List[LayerProbe], conv_macs: float, budget: float, res
     best, back = _knapsack(options, reachable)
     slack = 1e-9 * max(abs(budget), 1e-30)  # sums in another order than the budget's
     b = max(b for b, dist in enumerate(best) if dist <= budget + slack)  # b == 0 (all dense) always fits
-    return _totals(probes, _walk_back(probes, options, back, b), conv_macs)
+    return totals(probes, _walk_back(probes, options, back, b), conv_macs)
 

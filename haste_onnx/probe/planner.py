@@ -27,6 +27,7 @@ from ..model_inputs import with_input_shape
 from ..plan import HashingOptions, Plan, Policy, plan_model
 from .allocation import Allocation, NoProbe, allocate
 from .images import probe_images
+from .knapsack import totals
 from .layer_time import TimingContext
 from .options import ProbeOptions  # noqa: F401 (re-exported: the planner's options)
 
@@ -134,7 +135,8 @@ def speed_check(model: onnx.ModelProto, plan: Plan, allocation: Allocation, imag
         worst = min(chosen, key=lambda n: by_node[n].time_saved(layers[n]) or 0.0)
         layers[worst] = None
     given_back = [n for n, c in allocation.layers.items() if c is not None and layers[n] is None]
-    result = replace(allocation, layers=layers,
+    _, cut, disturbance = totals(allocation.probes, layers, allocation.conv_macs)  # of what is left
+    result = replace(allocation, layers=layers, estimated_cut=cut, estimated_disturbance=disturbance,
                      speed={"tries": tries, "given_back": given_back, "repeats": SPEED_CHECK_REPEATS})
     if given_back:
         result.fidelity = None  # measured again on what is left
