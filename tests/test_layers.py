@@ -17,6 +17,7 @@ FORBIDDEN = {
     "measure": {"probe", "commands", "cli"},
     "data": {"rewrite", "plan", "probe", "measure", "commands", "cli"},
     "static": {"measure", "commands", "cli"},
+    "quantize": {"commands", "cli"},
 }
 LIBRARY_PARTS = set(FORBIDDEN) | {"errors", "model_io", "model_inputs", "model_info", "runtime", "check", "zoo"}
 

@@ -239,6 +239,8 @@ def _why(first: str, other: str) -> str:
         return "the relative rule has no absolute fidelity target"
     if first == "objective":
         return "the MAC objective times nothing"
+    if first == "int8":
+        return "the int8 tactic is measured on this machine; a plan file holds HASTE settings alone"
     return "without a probe the probe's options have no use"
 
 

