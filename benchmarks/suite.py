@@ -78,6 +78,22 @@ def rewrite_argv(row: dict, calibration: bool) -> List[str]:
             + (["--calibration", "{calibration}"] if calibration else []))
 
 
+def plan_argv(row: dict, name: str) -> Optional[List[str]]:
+    """The best plan's rewrite (issue 22): `--int8` with the defaults ("plan"), and after the row's static pass
+    ("plan_static", rows with `static_args` only)."""
+    base = ["rewrite", "{model}", "{out}", "--force", "--json", *row.get("rewrite_args", [])]
+    if name == "plan":
+        return base + ["--int8"]
+    if name == "plan_static" and row.get("static_args"):
+        return base + [*row["static_args"], "--int8"]
+    return None
+
+
+def variant_argv(row: dict, name: str) -> Optional[List[str]]:
+    return rewrite_argv(row, name == "haste_calibrated") if name in ("haste", "haste_calibrated") else \
+        plan_argv(row, name)
+
+
 def bench_argv(batch: int, threads: int, clock: str, settings: dict) -> List[str]:
     return (["bench", "{model}", "--against", "{variant}", "--input", "{batch}", "--batch", str(batch),
              "--threads", str(threads), *(["--cpu-time"] if clock == "cpu" else []),
@@ -125,6 +141,24 @@ def trim_bench(doc: dict) -> dict:
             "reduction": ideal["reduction"], "ideal": ideal["speedup"],
             "measured_over_ideal": ideal["measured_over_ideal"],
             "conv_mac_reduction": doc["flops"].get("conv_mac_reduction")}
+
+
+def trim_plan(doc: dict) -> dict:
+    """What the page shows of a `rewrite --int8 --json` object: the int8 tactic, the static pass, HASTE."""
+    q = doc.get("int8") or {}
+    layers = q.get("layers") or {}
+    out = {"int8": {"used": q.get("used"), "reason": q.get("reason"), "calibration": q.get("calibration"),
+                    "check_images": q.get("check_images"), "layers": len(layers),
+                    "quantized": sum(r.get("tactic") == "int8" for r in layers.values()) if q.get("used") else 0,
+                    "kept_float": {n: r.get("reason") for n, r in layers.items() if r.get("tactic") == "float"},
+                    "fidelity": q.get("fidelity"), "speed": q.get("speed")}}
+    if doc.get("static"):
+        st = doc["static"]
+        out["static"] = {k: st.get(k) for k in ("method", "conv_macs_before", "conv_macs_after", "cut")}
+    haste = doc.get("haste") or (doc if "summary" in doc else None)
+    if haste:
+        out.update(trim_rewrite(haste))
+    return out
 
 
 def trim_rewrite(doc: dict) -> dict:
@@ -290,12 +324,17 @@ def prepare_data(row: dict, settings: dict, pre: "prep.Preprocess", work: Path) 
     return data
 
 
+VARIANTS = ("haste", "haste_calibrated", "int8", "plan", "plan_static")
+REWRITES = ("haste", "haste_calibrated", "plan", "plan_static")
+
+
 def measure_row(row: dict, settings: dict, python: str, shared: Optional[str], work: Path,
-                log=lambda s: None) -> dict:
-    """Everything the row's docs line needs; failures become `error` (stage and reason), never an exception."""
+                log=lambda s: None, variants=VARIANTS) -> dict:
+    """Everything the row's docs line needs; failures become `error` (stage and reason), never an exception.
+    `variants`: which of VARIANTS to make, time and check (the others are left out of the doc)."""
     doc = {"id": row["id"], "title": row["title"], "row": row, "settings": settings, "stages": {}}
     try:
-        _measure(doc, row, settings, python, shared, work, log)
+        _measure(doc, row, settings, python, shared, work, log, variants)
     except SuiteError as err:
         doc["error"] = {"stage": err.stage, "reason": err.reason}
     except prep.PrepareError as err:
@@ -307,7 +346,7 @@ def _stage(doc: dict, name: str, start: float) -> None:
     doc["stages"][name] = round(time.time() - start, 1)
 
 
-def _measure(doc, row, settings, python, shared, work, log):
+def _measure(doc, row, settings, python, shared, work, log, wanted=VARIANTS):
     import onnx
 
     pre = prep.Preprocess.from_json(row["input"])
@@ -323,10 +362,12 @@ def _measure(doc, row, settings, python, shared, work, log):
 
     # rewrites
     variants: Dict[str, Optional[Path]] = {}
-    for name, calibrated in (("haste", False), ("haste_calibrated", True)):
+    for name in REWRITES:
+        argv = variant_argv(row, name) if name in wanted else None
+        if argv is None:
+            continue
         t = time.time()
         out = work / f"{name}.onnx"
-        argv = rewrite_argv(row, calibrated)
         entry = {"argv": argv}
         log(f"  {name}: haste-onnx {' '.join(resolve(argv, {**files, 'out': out}))}")
         try:
@@ -339,22 +380,23 @@ def _measure(doc, row, settings, python, shared, work, log):
                 entry["nothing_to_do"] = run_cli.last_nothing
                 variants[name] = None
             else:
-                entry.update(trim_rewrite(result))
+                entry.update(trim_plan(result) if name.startswith("plan") else trim_rewrite(result))
                 variants[name] = out
         doc[name] = entry
         _stage(doc, f"rewrite {name}", t)
 
     # int8
-    t = time.time()
-    int8 = work / "int8.onnx"
-    try:
-        cal = prep.synthetic_inputs(pre, settings["int8_calibration_images"])
-        doc["int8"] = {"quantization": prep.quantize_int8(model, int8, cal)}
-        variants["int8"] = int8
-    except Exception as err:  # noqa: BLE001 - the row says why
-        doc["int8"] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
-        variants["int8"] = None
-    _stage(doc, "int8", t)
+    if "int8" in wanted:
+        t = time.time()
+        int8 = work / "int8.onnx"
+        try:
+            cal = prep.synthetic_inputs(pre, settings["int8_calibration_images"])
+            doc["int8"] = {"quantization": prep.quantize_int8(model, int8, cal)}
+            variants["int8"] = int8
+        except Exception as err:  # noqa: BLE001 - the row says why
+            doc["int8"] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+            variants["int8"] = None
+        _stage(doc, "int8", t)
 
     # bench
     for name, path in variants.items():
@@ -420,6 +462,27 @@ def provenance(python: str) -> dict:
     return {"git_commit": git("rev-parse", "HEAD"), "source_dirty": None if status is None else bool(status),
             "onnxruntime": ort, "python": py, "library_sha256": lib_sha, "cpus": os.cpu_count(),
             "machine": platform.machine()}
+
+
+def merge_row(results: Path, doc: dict, variants) -> dict:
+    """The stored row with `doc`'s `variants` (and their stages, and the original's metrics) put in; each
+    variant records the commit it was measured at."""
+    path = Path(results) / f"{doc['id']}.json"
+    if not path.exists():
+        return doc
+    merged = json.loads(path.read_text())
+    for name in variants:
+        if name in doc:
+            merged[name] = {**doc[name], "provenance": doc.get("provenance")}
+        else:
+            merged.pop(name, None)
+    for key in ("original", "images", "model"):
+        if key in doc:
+            merged[key] = doc[key]
+    merged.setdefault("stages", {}).update(doc.get("stages", {}))
+    if "error" in doc:
+        merged["error"] = doc["error"]
+    return merged
 
 
 def write_row(results: Path, doc: dict) -> Path:
@@ -499,11 +562,61 @@ def variant_state(entry: Optional[dict]) -> str:
         return f"nothing to do (exit 5): {entry['nothing_to_do']}"
     if "error" in entry:
         return f"error: {entry['error']}"
+    if "int8" in entry and isinstance(entry["int8"], dict) and "used" in entry["int8"]:
+        return plan_state(entry)
     s = entry.get("summary") or {}
     q = entry.get("quantization")
     if q:
         return f"int8 QDQ per-channel, {q['calibration_images']} synthetic calibration images"
     return f"{s.get('replaced', '?')} of {s.get('layers', '?')} conv layers replaced"
+
+
+def plan_state(entry: dict) -> str:
+    """One line: what the best plan did (static pass, int8 per layer, HASTE) and its fidelity on the probe."""
+    q = entry["int8"]
+    parts = []
+    st = entry.get("static")
+    if st and st.get("conv_macs_before"):
+        parts.append(f"{st.get('method')}: conv MACs cut {_pct(1 - st['conv_macs_after'] / st['conv_macs_before'])}")
+    if q.get("used"):
+        kept = q.get("kept_float") or {}
+        why = sorted(set(kept.values()))
+        parts.append(f"int8 on {q['quantized']} of {q['layers']} weighted layers"
+                     + (f" ({len(kept)} kept float: {'; '.join(why)})" if kept else "")
+                     + f", calibrated on {q.get('calibration', '?').split(':')[0]}")
+    else:
+        parts.append(f"int8 not used: {q.get('reason')}")
+    summary = entry.get("summary") or {}
+    if summary.get("replaced"):
+        parts.append(f"HasteConv on {summary['replaced']} of {summary.get('layers')} conv layers")
+    return "; ".join(parts)
+
+
+def headline(docs: List[dict], settings: dict) -> List[str]:
+    """Float32 original, onnxruntime's int8 alone and the best plan side by side (issue 22), 1T runs."""
+    lines = ["## float32, int8 alone, best plan", "",
+             "Speed-up over the float32 original (1T) and fidelity on the row's real images. **int8 alone**: "
+             "onnxruntime's quantize_static on the whole model as above; **best plan**: `haste-onnx rewrite "
+             "--int8` with the defaults (int8 per layer where faster here and within the fidelity target on "
+             "synthetic probe images, calibrated on synthetic images: data-free; HASTE on layers left float "
+             "where it wins); **+ static**: the row's static pass first (in the same rewrite). Commands under "
+             "Rows.", "",
+             "| model | B | int8 alone | best plan | best plan + static |", "|---|---:|---|---|---|"]
+    for d in docs:
+        if "error" in d and not d.get("int8"):
+            continue
+        for b in d["row"].get("batches", settings["batches"]):
+            lines.append(f"| {d['id']} | {b} | " + " | ".join(
+                speed_cell(find_run(d.get(k), b, 1)) if d.get(k) else "-" for k in ("int8", "plan", "plan_static"))
+                + " |")
+    lines += ["", "| model | int8 alone | best plan | best plan + static |", "|---|---|---|---|"]
+    for d in docs:
+        if "error" in d and not d.get("int8"):
+            continue
+        lines.append(f"| {d['id']} | " + " | ".join(
+            fidelity_cell((d.get(k) or {}).get("fidelity"), d.get(k), d.get("original")) if d.get(k) else "-"
+            for k in ("int8", "plan", "plan_static")) + " |")
+    return lines + [""]
 
 
 def command_text(argv: List[str]) -> str:
@@ -535,6 +648,7 @@ def render(docs: List[dict], settings: dict) -> str:
              "- \"nothing to do (exit 5)\": the rewrite replaced nothing (no eligible Conv, none faster here, or "
              "none within the fidelity target: the row says which), so the user keeps the original: 1.00x, shown "
              "as `1.00x (none)`.", ""]
+    lines += headline(docs, settings)
     lines += ["## Speed", "",
               "| model | B | haste 1T | haste 2T | calibrated 1T | int8 1T | int8 2T | r | ideal | meas./ideal |",
               "|---|---:|---|---|---|---|---|---:|---:|---:|"]
@@ -573,7 +687,8 @@ def render(docs: List[dict], settings: dict) -> str:
         if d.get("images"):
             lines.append(f"- images: {d['images']['about']}; calibration folder: {d['images']['calibration']}")
         for key, label in (("haste", "default rewrite"), ("haste_calibrated", "calibrated rewrite"),
-                           ("int8", "int8")):
+                           ("int8", "int8"), ("plan", "best plan (`--int8`)"),
+                           ("plan_static", "best plan with the static pass")):
             e = d.get(key)
             if not e:
                 continue
@@ -621,6 +736,8 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, help="keep the prepared files here (default: a temporary folder)")
     p.add_argument("--python", default=sys.executable, help="the Python whose haste_onnx runs (default this one)")
     p.add_argument("--render-only", action="store_true", help="only render docs/suite.md from the stored rows")
+    p.add_argument("--variants", nargs="+", choices=VARIANTS, default=None,
+                   help="make and measure only these variants; the row's stored others are kept (default: all)")
     args = p.parse_args(argv)
     suite = load_suite(args.suite)
     settings = dict(suite["settings"])
@@ -634,9 +751,12 @@ def main(argv=None) -> int:
             with tempfile.TemporaryDirectory(prefix=f"suite-{row['id']}-") as tmp:
                 work = Path(args.work) / row["id"] if args.work else Path(tmp)
                 work.mkdir(parents=True, exist_ok=True)
-                doc = measure_row(row, settings, args.python, args.models_dir, work, log)
+                doc = measure_row(row, settings, args.python, args.models_dir, work, log,
+                                  tuple(args.variants or VARIANTS))
             doc["provenance"] = prov
             doc["seconds"] = round(time.time() - start, 1)
+            if args.variants:
+                doc = merge_row(args.results, doc, args.variants)
             path = write_row(args.results, doc)
             log(f"  wrote {path} ({doc['seconds']:.0f} s)" + (f"; {doc['error']}" if "error" in doc else ""))
     docs = stored(args.results, suite)

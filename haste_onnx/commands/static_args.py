@@ -77,9 +77,12 @@ def static_pass(args, model, threads: Optional[int] = 2, mean=None, std=None,
         return model, None
     from ..static.run import static_compress
 
-    images = None
+    images = check = None
     if options.method == "qsfm":
-        from ..probe.images import probe_images
+        from ..probe.images import decided_images, probe_images
 
-        images = probe_images(model, probe_options(args, threads), mean, std)[0]
-    return static_compress(model, options, images, threads=threads, progress=progress)
+        probe = probe_options(args, threads)
+        images = probe_images(model, probe, mean, std)[0]
+        if options.cut is None:  # the fidelity target decides the cut: check it on decided images
+            check = decided_images(model, probe, 2 * len(images), threads)[0]
+    return static_compress(model, options, images, threads=threads, progress=progress, check_images=check)

@@ -133,3 +133,23 @@ def probe_images(model: onnx.ModelProto, probe_options, mean=None, std=None) -> 
         assumed = f"calibration ({len(images)} Fashion-MNIST training image(s)): {description.summary()}"
         return images, description.mean, description.std, assumed
     raise InputError(f"unknown probe {source!r}")
+
+
+CHECK_SEED = 2  # the decided check images: neither the probe's own (seed 0) nor int8's calibration (seed 1)
+
+
+def decided_images(model: onnx.ModelProto, probe_options, count: int, threads=2) -> Tuple[np.ndarray, str]:
+    """(images, what they are) to check a fidelity target on: with a calibration folder its images; else the
+    `count` most decided of 2 x `count` synthetic images (`fidelity.most_decided`: on noise a classifier
+    often hesitates, and any rounding then flips its top-1)."""
+    from dataclasses import replace
+
+    from .fidelity import most_decided
+
+    spec = getattr(probe_options, "inputs", None) or InputSpec()
+    if spec.calibration:
+        images = probe_images(model, replace(probe_options, images=count))[0]
+        return images, f"the {len(images)} calibration image(s)"
+    description = describe_input(model, spec)
+    candidates = synthetic_images(description, 2 * count, seed=CHECK_SEED)
+    return most_decided(model, candidates, count, threads), f"the {count} most decided of {2 * count} synthetic images"

@@ -1,7 +1,7 @@
 """The images the int8 tactic calibrates on and checks fidelity on: data-free by default.
 
 Data-free: calibration on smooth-noise probe images (`probe.images`, another seed than the check), the
-fidelity check on the most decided of twice as many others (`probe.fidelity.most_decided`). Data-light
+fidelity check on the most decided of twice as many others (`probe.images.decided_images`). Data-light
 (`--calibration DIR`): both on the folder's images (the only data there is: the summary says so).
 """
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Tuple
 import numpy as np
 import onnx
 
-CALIBRATION_SEED = 1  # the probe's own images are seed 0: calibration and check differ
+CALIBRATION_SEED = 1  # the probe's own images are seed 0, the check's seed 2: all three differ
 SMALL_INPUT_PIXELS = 64 * 64
 CALIBRATION_IMAGES = (256, 32)  # up to SMALL_INPUT_PIXELS, larger
-CHECK_IMAGES = (256, 32)
+CHECK_IMAGES = (256, 32)  # up to SMALL_INPUT_PIXELS, larger
 
 
 def int8_images(model: onnx.ModelProto, probe, count=None, threads=2) -> Tuple[np.ndarray, str, np.ndarray, str]:
@@ -23,8 +23,7 @@ def int8_images(model: onnx.ModelProto, probe, count=None, threads=2) -> Tuple[n
     `probe` is the command's ProbeOptions (its InputSpec and calibration folder); `count`: calibration images
     (None: CALIBRATION_IMAGES by input size)."""
     from ..model_inputs import describe_input
-    from ..probe.fidelity import most_decided
-    from ..probe.images import probe_images, synthetic_images
+    from ..probe.images import decided_images, probe_images, synthetic_images
 
     spec = probe.inputs
     description = describe_input(model, spec)
@@ -35,7 +34,5 @@ def int8_images(model: onnx.ModelProto, probe, count=None, threads=2) -> Tuple[n
         images, _, _, assumed = probe_images(model, replace(probe, images=count))
         return images, assumed, images, f"the same {len(images)} calibration image(s)"
     calibration = synthetic_images(description, count, seed=CALIBRATION_SEED)
-    candidates = synthetic_images(description, 2 * checks)
-    check = most_decided(model, candidates, checks, threads)
-    return (calibration, f"{count} synthetic probe images (data-free): {description.summary()}", check,
-            f"the {checks} most decided of {2 * checks} other synthetic images")
+    check, check_text = decided_images(model, probe, checks, threads)
+    return calibration, f"{count} synthetic probe images (data-free): {description.summary()}", check, check_text

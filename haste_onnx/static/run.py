@@ -51,8 +51,10 @@ def _eligible(spaces, tied: bool) -> Tuple[List[int], Dict[int, str]]:
 
 def static_compress(model: onnx.ModelProto, options: StaticOptions, images: Optional[np.ndarray] = None,
                     threads: Optional[int] = None, progress: Optional[Callable[[str], None]] = None,
-                    cache: Optional[dict] = None) -> Tuple[onnx.ModelProto, StaticReport]:
-    """A plain, smaller copy of `model` and the per-layer report; `images` feed QSFM (probe or calibration).
+                    cache: Optional[dict] = None,
+                    check_images: Optional[np.ndarray] = None) -> Tuple[onnx.ModelProto, StaticReport]:
+    """A plain, smaller copy of `model` and the per-layer report; `images` feed QSFM (probe or calibration),
+    `check_images` (default `images`) are those its fidelity target is checked on.
     `cache` (a dict kept by the caller for one model and one set of images) keeps QSFM's order between calls
     that differ only in the cut or the fidelity target."""
     if options.method not in METHODS:
@@ -78,7 +80,7 @@ def static_compress(model: onnx.ModelProto, options: StaticOptions, images: Opti
         if images is None:
             raise ValueError("QSFM needs probe images")
         edits = _qsfm(work, spaces, eligible, options, images, threads, macs, names, notes_by_space, summary,
-                      progress, cache)
+                      progress, cache, check_images)
     apply_edits(work, spaces, edits)
     report = StaticReport(layer_rows(before, work, spaces, why, notes_by_space), summary)
     record(work, report)
@@ -132,7 +134,7 @@ def _red(work, spaces, eligible, options, notes) -> dict:
 
 
 def _qsfm(work, spaces, eligible, options, images, threads, macs, names, notes, summary, progress,
-          cache=None) -> dict:
+          cache=None, check_images=None) -> dict:
     from .qsfm import edits_for as pair_edits
     from .qsfm import gram_matrices, greedy_order, greedy_order_lstsq, lstsq_edits, prefix_for_cut, search_prefix
 
@@ -160,7 +162,8 @@ def _qsfm(work, spaces, eligible, options, images, threads, macs, names, notes, 
         from ..probe.fidelity import FidelityCheck, FidelityTarget
 
         target = FidelityTarget(options.min_agreement, options.max_error)
-        check = FidelityCheck(work, images, threads)
+        checked = images if check_images is None else check_images
+        check = FidelityCheck(work, checked, threads)
 
         def build(count: int) -> onnx.ModelProto:
             trial = onnx.ModelProto()
@@ -170,7 +173,8 @@ def _qsfm(work, spaces, eligible, options, images, threads, macs, names, notes, 
 
         n = search_prefix(steps, build, lambda m: target.met(check.measure(m)), progress=progress)
         summary["rule"] = (f"fidelity target: top-1 agreement >= {options.min_agreement:.2f}, relative error <= "
-                           f"{options.max_error:.2f} on the probe images")
+                           f"{options.max_error:.2f} on {len(checked)} probe images"
+                           + ("" if check_images is None else " (the most decided of twice as many)"))
         summary["fidelity"] = check.measure(build(n))
     summary["channels_removed"] = n
     summary["images"] = int(len(images))
