@@ -58,6 +58,13 @@ def test_every_command_parses_with_the_cli(suite, parser):
         for calibrated in (False, True):
             args = parser.parse_args(suite.resolve(suite.rewrite_argv(row, calibrated), FILES))
             assert args.json and args.force and (args.calibration == "cal") == calibrated
+        args = parser.parse_args(suite.resolve(suite.plan_argv(row, "plan"), FILES))
+        assert args.int8 and args.method == "haste"
+        static = suite.plan_argv(row, "plan_static")
+        assert (static is None) == ("static_args" not in row)
+        if static:
+            args = parser.parse_args(suite.resolve(static, FILES))
+            assert args.int8 and args.method != "haste"
         for cfg in s["settings"]["configs"]:
             for b in row.get("batches", s["settings"]["batches"]):
                 argv = suite.resolve(suite.bench_argv(b, cfg["threads"], cfg["clock"], s["settings"]), FILES)
@@ -141,6 +148,29 @@ def test_render_shows_speed_int8_fidelity_commands_and_reasons(suite):
     assert "`haste-onnx rewrite {model} {out} --json`" in text
     assert "top-1 agreement 97.0%" in text and "top-1 agreement 100.0%" in text
     assert suite.render(docs, settings) == text  # deterministic
+
+
+def test_merge_row_keeps_the_stored_variants(suite, tmp_path):
+    docs, _ = _docs()
+    suite.write_row(tmp_path, docs[0])
+    new = {"id": "a", "plan": {"argv": ["rewrite", "--int8"]}, "stages": {"rewrite plan": 3.0},
+           "provenance": {"git_commit": "abc"}}
+    merged = suite.merge_row(tmp_path, new, ["plan"])
+    assert merged["haste"] == docs[0]["haste"] and merged["plan"]["argv"] == ["rewrite", "--int8"]
+    assert merged["plan"]["provenance"]["git_commit"] == "abc" and merged["stages"]["rewrite plan"] == 3.0
+
+
+def test_the_headline_puts_int8_alone_beside_the_plans(suite):
+    docs, settings = _docs()
+    docs[0]["plan"] = {"argv": ["rewrite", "{model}", "{out}", "--int8"],
+                       "int8": {"used": True, "quantized": 20, "layers": 21, "kept_float": {"x": "slower"},
+                                "calibration": "256 synthetic probe images (data-free): ..."},
+                       "bench": [{"batch": 1, "threads": 1, "speedup": 3.5, "pair": {"p25": 3.4, "p75": 3.6},
+                                  "argv": ["bench"]}]}
+    text = suite.render(docs, settings)
+    assert "## float32, int8 alone, best plan" in text
+    assert "| a | 1 | 3.00x (2.90x-3.10x) | 3.50x (3.40x-3.60x) | - |" in text
+    assert "int8 on 20 of 21 weighted layers (1 kept float: slower), calibrated on 256 synthetic probe images" in text
 
 
 def test_write_row_and_render_only(suite, tmp_path):
