@@ -30,7 +30,8 @@ def test_demo_prints_accuracy_macs_and_latency(tmp_path, capsys):
     code, out, err = run(["demo", net_file(tmp_path), "--data-dir", data, "--limit", 20, "-L", 3] + FAST, capsys)
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert [line.split(":")[0] for line in lines] == ["model", "data", "rewrite", "accuracy", "conv MACs", "latency"]
+    assert [line.split(":")[0] for line in lines] == ["model", "data", "rewrite", "accuracy", "conv MACs", "latency",
+                                                      "int8 alone", "best plan"]
     assert "20 images, fashion-mnist test split" in lines[1]
     assert "2 of 4 conv layers -> HasteConv (plan: L=3, tile 4x4" in lines[2]
     assert re.search(r"original \d+\.\d\d%, rewritten \d+\.\d\d% \([+-]\d+\.\d\d pt; predictions agree", lines[3])
@@ -38,6 +39,9 @@ def test_demo_prints_accuracy_macs_and_latency(tmp_path, capsys):
     assert m and float(m.group(2)) < float(m.group(1)) and float(m.group(3)) > 10
     assert re.search(r"original [\d.]+ ms, rewritten [\d.]+ ms per batch of 8 \(median of 2, 1 threads\): "
                      r"speedup [\d.]+x", lines[5])
+    assert re.search(r"^int8 alone: accuracy \d+\.\d\d% \([+-]\d+\.\d\d pt\), latency [\d.]+ ms vs [\d.]+ ms: "
+                     r"[\d.]+x \(onnxruntime's quantize_static on every layer, calibrated on 256 synthetic", lines[6])
+    assert "`haste-onnx rewrite MODEL OUT --int8`: " in lines[7] and "int8: int8" not in lines[7]
 
 
 def test_demo_json(tmp_path, capsys):
@@ -50,6 +54,8 @@ def test_demo_json(tmp_path, capsys):
     assert lat["batch"] == 8 and lat["repeats"] == 2 and len(lat["original_samples_ms"]) == 2
     assert lat["original_ms"] > 0 and lat["rewritten_ms"] > 0
     assert doc["rewrite"]["replaced"] == 2 and "conv_mac_reduction" in doc["runs"][0]["totals"]
+    for row in (doc["int8"]["int8_alone"], doc["int8"]["best_plan"]):
+        assert 0 <= row["accuracy"] <= 1 and row["original_ms"] > 0 and row["variant_ms"] > 0
 
 
 def test_demo_says_plainly_when_nothing_is_worth_replacing(tmp_path, capsys):
@@ -59,8 +65,10 @@ def test_demo_says_plainly_when_nothing_is_worth_replacing(tmp_path, capsys):
                           "--probe-images", "4", "--candidates", "4"] + FAST, capsys)
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert [line.split(":")[0] for line in lines] == ["model", "data", "rewrite", "accuracy"]
+    assert [line.split(":")[0] for line in lines] == ["model", "data", "rewrite", "accuracy", "int8 alone",
+                                                      "best plan"]
     assert lines[2].startswith("rewrite:    nothing was worth replacing on this machine: no layer")
+    assert "not used: the fidelity target" in lines[5]  # nothing meets an error of 0: the plan is the original
     assert "speed-up 1.00x" in lines[3]
     code, out, _ = run(["demo", net_file(tmp_path), "--data-dir", data, "--max-error", "0", "--json",
                         "--probe-images", "4", "--candidates", "4"] + FAST, capsys)
@@ -76,7 +84,7 @@ def test_demo_fetches_missing_data_and_says_so(tmp_path, no_data, monkeypatch, c
         return fake_fashion_mnist(hd.default_cache_dir() / "fashion-mnist", n_test=10)
 
     monkeypatch.setattr(fm, "fetch_fashion_mnist", fake_fetch)
-    code, out, err = run(["demo", net_file(tmp_path)] + FAST, capsys)
+    code, out, err = run(["demo", net_file(tmp_path), "--no-int8"] + FAST, capsys)
     assert code == 0, err
     assert len(calls) == 1
     notes = [line for line in out.splitlines() if "fetching" in line]
@@ -84,7 +92,7 @@ def test_demo_fetches_missing_data_and_says_so(tmp_path, no_data, monkeypatch, c
                      f"{no_data / 'fashion-mnist'} ..."]
     assert "10 images" in out
     # the second time the data are there: no fetch, no note
-    code, out, _ = run(["demo", net_file(tmp_path, name="again.onnx")] + FAST, capsys)
+    code, out, _ = run(["demo", net_file(tmp_path, name="again.onnx"), "--no-int8"] + FAST, capsys)
     assert code == 0 and len(calls) == 1 and "fetching" not in out
 
 
@@ -108,7 +116,7 @@ def test_demo_default_model_is_resnet20(tmp_path, monkeypatch, capsys):
     net_file(models, name="resnet20_fmnist.onnx")
     monkeypatch.setattr(zoo, "search_dirs", lambda: [models])
     data = fake_fashion_mnist(tmp_path / "fm", n_test=9)
-    code, out, err = run(["demo", "--data-dir", data] + FAST, capsys)
+    code, out, err = run(["demo", "--data-dir", data, "--no-int8"] + FAST, capsys)
     assert code == 0, err
     assert out.splitlines()[0] == f"model:      resnet20 ({models / 'resnet20_fmnist.onnx'})"
 

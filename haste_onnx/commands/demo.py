@@ -31,6 +31,8 @@ def configure(parser) -> None:
     lat.add_argument("--warmup", type=ranged(int, 0, None, "--warmup"), default=3, metavar="W",
                      help="untimed runs of each model first (default 3)")
     lat.add_argument("--no-fetch", action="store_true", help="do not download Fashion-MNIST when it is missing")
+    lat.add_argument("--no-int8", action="store_true",
+                     help="leave out onnxruntime's int8 alone and the best plan (--int8) beside the rewrite")
     add_hashing(parser)
     add_probe(parser)
     add_inputs(parser)
@@ -79,6 +81,11 @@ def run(args) -> int:
            **result, "latency": latency}
     if allocation is not None:
         doc["allocation"] = allocation.to_json()
+    if not args.no_int8:
+        from .demo_int8 import int8_comparison
+
+        doc["int8"] = int8_comparison(args, loaded.model, images, labels, result["original"]["accuracy"],
+                                      say_progress)
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -110,6 +117,10 @@ def format_demo(doc: dict) -> str:
         from ..probe import allocation_line
 
         lines.insert(3, f"            {allocation_line(doc['allocation'])}")
+    if doc.get("int8"):
+        from .demo_int8 import int8_lines
+
+        lines += int8_lines(doc["int8"])
     return "\n".join(lines)
 
 
@@ -125,6 +136,11 @@ def _nothing_worth_replacing(args, loaded, entry, images, labels, data_info, all
     doc = {"command": "demo", "model": str(loaded.path), "model_name": entry.name if entry else None,
            "versions": versions(), "data": data_info, "rewrite": None, "nothing_to_do": why,
            "original": original, "allocation": allocation.to_json() if allocation is not None else None}
+    if not args.no_int8:
+        from .demo_int8 import int8_comparison, int8_lines
+
+        doc["int8"] = int8_comparison(args, loaded.model, images, labels, original["accuracy"],
+                                      progress_printer(True))
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
@@ -135,5 +151,5 @@ def _nothing_worth_replacing(args, loaded, entry, images, labels, data_info, all
         f"data:       {d['images']} images, {where} ({d['where']})",
         f"rewrite:    nothing was worth replacing on this machine: {why}",
         f"accuracy:   original {100 * original['accuracy']:.2f}% (the model stays as it is: speed-up 1.00x)",
-    ]))
+    ] + (int8_lines(doc["int8"]) if doc.get("int8") else [])))
     return 0
