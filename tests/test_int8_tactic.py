@@ -201,6 +201,8 @@ def test_rewrite_int8_writes_a_plain_quantized_model_with_the_per_layer_table(tm
                            "0.9", "--range", "0,1", "--mean", "0", "--std", "1"], capsys)
     assert code == 0, err
     assert "tactic  float ms  int8 ms" in out and "weighted layer(s) quantized" in out and "data-free" in out
+    code, out, err = _cli(["info", dst], capsys)
+    assert code == 0 and "int8 (onnxruntime's quantize_static, QDQ per-channel U8S8): " in out
 
 
 def test_static_pass_int8_and_haste_compose_in_one_rewrite(tmp_path, capsys):
@@ -225,3 +227,20 @@ def test_int8_options_are_refused_where_they_mean_nothing(tmp_path, capsys):
     assert code == 2 and "--int8-images is for --int8" in err
     code, _, err = _cli(["rewrite", src, tmp_path / "o.onnx", "--int8", "--plan", tmp_path / "p.json"], capsys)
     assert code == 2 and "--int8" in err and "--plan" in err and len(err.strip().splitlines()) == 1
+
+
+def test_haste_takes_only_the_layers_int8_left_float():
+    from haste_onnx.plan import HashingOptions, Policy
+    from haste_onnx.rewrite import rewrite_model
+    from haste_onnx.runtime import inference_session
+
+    model = two_convs(outlier=True)
+    choice = choose_int8(model, images(64, 1), "test images", images(128, 2), untimed(min_agreement=0.95))
+    _, a, _ = weighted_layers(name_nodes(model))
+    rewritten, report = rewrite_model(choice.model, HashingOptions(hyperplanes=4), Policy(min_channels=4))
+    haste = [n.name for n in rewritten.graph.node if n.op_type == "HasteConv"]
+    assert haste == [a] and report.count("replaced") == 1  # the int8 layers' weights are not static for HASTE
+    x = images(4, 5)
+    y = inference_session(rewritten, threads=1).run(None, {"X": x})[0]
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]
+    assert y.shape == ref.shape and np.isfinite(y).all()

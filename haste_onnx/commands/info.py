@@ -31,6 +31,9 @@ def run(args) -> int:
     static = next((p.value for p in loaded.model.metadata_props if p.key == "haste_onnx.static"), None)
     if static:
         info["static"] = json.loads(static)
+    int8 = next((p.value for p in loaded.model.metadata_props if p.key == "haste_onnx.int8"), None)
+    if int8:
+        info["int8"] = json.loads(int8)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0
 
@@ -67,4 +70,10 @@ def format_info(info: dict) -> str:
         parts += ["", f"static pass: --method {st['method']}; conv MACs {st['conv_macs_before'] / 1e6:.2f} M -> "
                       f"{st['conv_macs_after'] / 1e6:.2f} M per image; channels and MACs before it:",
                   format_table(["node", "C_in", "C_out", "MACs before"], rows, right=(3,))]
+    if info.get("int8"):
+        q = info["int8"]
+        floats = {n: t for n, t in q["layers"].items() if t != "int8"}
+        parts += ["", f"int8 (onnxruntime's quantize_static, QDQ per-channel U8S8): {len(q['layers']) - len(floats)} "
+                      f"of {len(q['layers'])} weighted layers; calibrated on {q['calibration'].split(':')[0]}"]
+        parts += [f"  {n}: {t}" for n, t in floats.items()]
     return "\n".join(parts)

@@ -23,6 +23,7 @@ from .layer_times import first_batch, layer_times
 from .ort_int8 import QUANTIZATION, float_island, name_nodes, quantize_model, weighted_layers
 from .sensitivity import layer_errors, most_hurt_first
 
+METADATA_KEY = "haste_onnx.int8"
 SENSITIVITY_IMAGES = 16  # images the per-layer errors are measured on
 SLOWER = "its int8 kernel is slower than the float one here"
 # A layer stays float for speed only when its int8 kernel is clearly slower: a float layer between int8 ones
@@ -81,6 +82,20 @@ class Int8Choice:
         widths = [max(len(str(x[i])) for x in [head] + body) for i in range(4)]
         lines = ["  ".join(str(x[i]).ljust(widths[i]) for i in range(4)) + "  " + x[4] for x in [head] + body]
         return "\n".join(line.rstrip() for line in lines)
+
+    def record(self) -> None:
+        """The tactic in the quantized model's metadata (`info` shows it): the layers and why some are float."""
+        import json
+
+        if self.model is None:
+            return
+        doc = {"quantization": QUANTIZATION, "calibration": self.calibration,
+               "layers": {n: r["tactic"] if r["tactic"] == "int8" else f"float: {r['reason']}"
+                          for n, r in self.layers.items()}}
+        for prop in list(self.model.metadata_props):
+            if prop.key == METADATA_KEY:
+                self.model.metadata_props.remove(prop)
+        self.model.metadata_props.add(key=METADATA_KEY, value=json.dumps(doc, separators=(",", ":")))
 
     def to_json(self) -> dict:
         return {"used": self.model is not None, "check_images": self.check_text, "reason": self.reason, "quantization": QUANTIZATION,
@@ -144,13 +159,16 @@ def choose_int8(model: onnx.ModelProto, calibration: np.ndarray, calibration_tex
         return Int8Choice(None, rows, calibration_text, measured, target.to_json(), search,
                           reason="the fidelity target is met only with every weighted layer float")
     if not options.timed:
-        return Int8Choice(chosen, rows, calibration_text, measured, target.to_json(), search)
+        choice = Int8Choice(chosen, rows, calibration_text, measured, target.to_json(), search)
+        choice.record()
+        return choice
     say("int8: timing the whole model, float vs int8 ...")
     timed = time_models(named, chosen, check_images, options.timing)
     choice = Int8Choice(chosen, rows, calibration_text, measured, target.to_json(), search, timed)
     if not not_slower(timed) or timed["ratio"]["median"] <= 1.0:
         choice.model, choice.reason = None, (f"the int8 model is not faster here ({timed['ratio']['median']:.2f}x "
                                              "the float one)")
+    choice.record()
     return choice
 
 
