@@ -2,8 +2,9 @@
 
 1. Every weighted layer (Conv, Gemm, MatMul with an initializer weight) is quantized (`ort_int8`),
    calibrated on the probe images (data-free) or the user's calibration folder (data-light).
-2. Time: the float and the int8 model are profiled on this machine (`layer_times`); a layer whose int8
-   kernel is not faster than its float one stays float.
+2. Time: the float and the int8 model are profiled on this machine (`layer_times`); the layers whose int8
+   kernel is clearly slower than their float one stay float, if the whole model is then not slower than
+   all int8 (timed, alternating: a float layer among int8 ones also costs a QuantizeLinear after it).
 3. Fidelity: the int8 model is compared with the float one on the check images (`probe.fidelity`). While
    it misses the target, the layers that add the most error (`sensitivity`) stay float: the fewest such
    layers that meet the target are found by doubling, then bisection (each try quantizes and runs again).
@@ -52,6 +53,7 @@ class Int8Choice:
     speed: Optional[dict] = None  # whole model, float vs int8, alternating
     reason: Optional[str] = None  # why int8 is not used, when it is not
     check_text: Optional[str] = None  # what the check images were
+    speed_islands: Optional[dict] = None  # all int8 vs the slower layers float, timed (None: no such layer)
 
     def quantized(self) -> List[str]:
         return [n for n, row in self.layers.items() if row["tactic"] == "int8"] if self.model is not None else []
@@ -98,7 +100,7 @@ class Int8Choice:
         self.model.metadata_props.add(key=METADATA_KEY, value=json.dumps(doc, separators=(",", ":")))
 
     def to_json(self) -> dict:
-        return {"used": self.model is not None, "check_images": self.check_text, "reason": self.reason, "quantization": QUANTIZATION,
+        return {"used": self.model is not None, "check_images": self.check_text, "speed_islands": self.speed_islands, "reason": self.reason, "quantization": QUANTIZATION,
                 "calibration": self.calibration, "layers": self.layers, "fidelity": self.fidelity,
                 "target": self.target, "search": self.search, "speed": self.speed}
 
@@ -128,6 +130,13 @@ def choose_int8(model: onnx.ModelProto, calibration: np.ndarray, calibration_tex
             for n in layers}
     kept = {n: SLOWER for n in layers if float_ms[n] is not None and int8_ms[n] is not None
             and int8_ms[n] >= float_ms[n] * SLOWER_BY and int8_ms[n] - float_ms[n] >= SLOWER_MS}
+    islands = None
+    if kept:  # a float layer among int8 ones also costs a QuantizeLinear after it: the whole model decides
+        say(f"int8: timing the model with {len(kept)} slower layer(s) float against all int8 ...")
+        islands = time_models(every, quantize_model(named, calibration, kept), check_images, options.timing)
+        islands["layers"] = sorted(kept)
+        if not not_slower(islands):
+            kept = {}
     check = FidelityCheck(named, check_images, options.threads)
     search: List[dict] = []
 
@@ -164,7 +173,8 @@ def choose_int8(model: onnx.ModelProto, calibration: np.ndarray, calibration_tex
         return choice
     say("int8: timing the whole model, float vs int8 ...")
     timed = time_models(named, chosen, check_images, options.timing)
-    choice = Int8Choice(chosen, rows, calibration_text, measured, target.to_json(), search, timed)
+    choice = Int8Choice(chosen, rows, calibration_text, measured, target.to_json(), search, timed,
+                        speed_islands=islands)
     if not not_slower(timed) or timed["ratio"]["median"] <= 1.0:
         choice.model, choice.reason = None, (f"the int8 model is not faster here ({timed['ratio']['median']:.2f}x "
                                              "the float one)")
