@@ -330,7 +330,12 @@ def lower_bound(haste_ms: float, shares: Dict[str, float], int8_ms: float, mac_f
     int16 = per_stage + INT16_GEMM_COST * gemm8_ms
     requant = per_stage + requant_ms + gemm8_ms
     bound = non_gemm_ms / factor + gemm8_ms
-    return {"gemm_share": gemm, "non_gemm_ms": non_gemm_ms, "gemm8_ms": gemm8_ms, "factor": factor,
+    # how many times faster the non-GEMM stages must get for a tie with int8 (inf: never, the GEMM alone loses)
+    need = non_gemm_ms / (int8_ms - gemm8_ms) if int8_ms > gemm8_ms else float("inf")
+    need16 = (non_gemm_ms / (int8_ms - INT16_GEMM_COST * gemm8_ms) if int8_ms > INT16_GEMM_COST * gemm8_ms
+              else float("inf"))
+    return {"factor_needed": need, "factor_needed_int16": need16,
+            "gemm_share": gemm, "non_gemm_ms": non_gemm_ms, "gemm8_ms": gemm8_ms, "factor": factor,
             "bound_ms": bound, "bound_over_int8": bound / int8_ms, "bound_stage_ms": per_stage + gemm8_ms,
             "estimate_int16_ms": int16, "estimate_requant_ms": requant, "estimate_ms": min(int16, requant),
             "estimate_over_int8": min(int16, requant) / int8_ms}
@@ -547,10 +552,10 @@ def markdown(results: List[dict], factor: float = DEFAULT_FACTOR) -> str:
     nan = float("nan")
     lines = ["| model | layer | map | C_in->C_out | float Conv ms | int8 QDQ piece ms | int8 alone ms [q1, q3] | L | "
              "HasteConv ms [q1, q3] | MAC fraction | GEMM share | non-GEMM ms | bound ms | bound / int8 | "
-             "estimate ms | estimate / int8 |",
-             "|" + "---|" * 16]
+             "factor needed (s8, int16) | estimate ms | estimate / int8 |",
+             "|" + "---|" * 17]
     summary = ["| model | layers | L | bound < int8 | estimate < int8 | bound / int8 (min, median) | "
-               "estimate / int8 (min, median) |", "|" + "---|" * 7]
+               "factor needed, s8 (min, median) | estimate / int8 (min, median) |", "|" + "---|" * 8]
     for res in results:
         per_l: Dict[int, list] = {}
         for row in res.get("layers", []):
@@ -566,6 +571,7 @@ def markdown(results: List[dict], factor: float = DEFAULT_FACTOR) -> str:
                     f"{h['L']} | {h['ms']['ms']:.3f} [{h['ms']['p25']:.3f}, {h['ms']['p75']:.3f}] | "
                     f"{h['mac_fraction']:.2f} | {b.get('gemm_share', nan):.2f} | {b.get('non_gemm_ms', nan):.3f} | "
                     f"{b.get('bound_ms', nan):.3f} | {b.get('bound_over_int8', nan):.2f} | "
+                    f"{b.get('factor_needed', nan):.1f}, {b.get('factor_needed_int16', nan):.1f} | "
                     f"{b.get('estimate_ms', nan):.3f} | {b.get('estimate_over_int8', nan):.2f} |")
         for count, bs in sorted(per_l.items()):
             bs = [b for b in bs if b]
@@ -573,8 +579,10 @@ def markdown(results: List[dict], factor: float = DEFAULT_FACTOR) -> str:
                 continue
             br = np.array([b["bound_over_int8"] for b in bs])
             er = np.array([b["estimate_over_int8"] for b in bs])
+            fn = np.array([b["factor_needed"] for b in bs])
             summary.append(f"| {res['id']} | {len(bs)} | {count} | {int((br < 1).sum())} | {int((er < 1).sum())} | "
-                           f"{br.min():.2f}, {np.median(br):.2f} | {er.min():.2f}, {np.median(er):.2f} |")
+                           f"{br.min():.2f}, {np.median(br):.2f} | {fn.min():.1f}, {np.median(fn):.1f} | "
+                           f"{er.min():.2f}, {np.median(er):.2f} |")
     return "\n".join(lines) + "\n\n" + "\n".join(summary)
 
 

@@ -118,3 +118,16 @@ def test_measure_layer_on_a_small_net(il):
     assert 0 < h["mac_fraction"] <= 1 and "bound" not in h  # no perf split, no bound
     assert row["int8_ms"] == row["int8_nodes"]["ms"]
     assert "| model |" in il.markdown([{"id": "net", "layers": [row]}])
+
+
+def test_factor_needed(il):
+    # non-GEMM 1.0 ms, int8 0.8 ms, merged GEMM 0.32 ms: the rest must get 1.0 / 0.48 times faster
+    b = il.lower_bound(2.0, {"gemm": 0.5, "other": 0.5}, 0.8, 0.4, 4.0)
+    assert b["factor_needed"] == pytest.approx(1.0 / 0.48)
+    assert b["factor_needed_int16"] == pytest.approx(1.0 / (0.8 - il.INT16_GEMM_COST * 0.32))
+    # at that factor the bound ties with int8
+    assert il.lower_bound(2.0, {"gemm": 0.5, "other": 0.5}, 0.8, 0.4, b["factor_needed"])["bound_ms"] == \
+        pytest.approx(0.8)
+    # int16 merged filters with more than 1 / INT16_GEMM_COST of the MACs left: the GEMM alone loses, never
+    late = il.lower_bound(2.0, {"gemm": 0.5}, 0.3, 0.9, 4.0)
+    assert late["factor_needed_int16"] == float("inf") and late["factor_needed"] < float("inf")
