@@ -13,8 +13,9 @@ what onnxruntime fuses into its Conv and what the rewriter fuses into HasteConv)
   int8    the int8 work alone (the fair lower bound of int8, since in a fully quantized model the Q/DQ
           between layers are shared): the QDQ piece optimised by onnxruntime (QLinearConv [+ QLinearAdd]),
           its input QuantizeLinear and output DequantizeLinear removed, fed uint8 tensors. Timed whole
-          (`int8_piece`: onnxruntime adds uint8 NCHW<->NHWC Transposes at the piece's borders) and as the sum
-          of its non-Transpose node times from onnxruntime's profiler (`int8`, the number compared);
+          (`int8_piece`: onnxruntime adds uint8 NCHW<->NHWC Transposes at the piece's borders) and without
+          them (`int8`, the number compared: the int8 piece's CPU time times the share of its non-Transpose
+          nodes in onnxruntime's profiler's node times);
   haste   the float HasteConv piece of a one-layer rewrite at each `--L`, with its `stats` counters
           (MAC fraction haste_macs / dense_macs).
 
@@ -50,6 +51,8 @@ argv:
   --no-perf        skip the perf split
   --json PATH      write the rows (small: medians, quartiles, counters, shares); --markdown prints the table
   --from-json PATH print the table of a stored --json result (bounds recomputed; nothing measured)
+  --accuracy       no timing: relative RMS error against the float Conv piece of onnxruntime's int8 piece, the
+                   float HasteConv and the int8 HasteConv reference (haste_onnx/op/reference_int8.py)
 
 Example (the table of docs/int8_haste.md):
   PYTHONPATH=. python benchmarks/int8_layers.py --json benchmarks/results/int8_layers.json --markdown
@@ -234,15 +237,18 @@ def profiled_node_ms(model: onnx.ModelProto, feed: Dict[str, np.ndarray], runs: 
     if not runs_ev:
         return None
     runs_ev = runs_ev[-runs:]
-    sums, ops = [], set()
+    sums, alls, ops = [], [], set()
     for r in runs_ev:
         t0, t1 = r["ts"], r["ts"] + r["dur"]
         inside = [e for e in nodes if t0 <= e["ts"] <= t1]
         keep = [e for e in inside if e.get("args", {}).get("op_name") not in skip]
         ops.update(e.get("args", {}).get("op_name") for e in keep)
         sums.append(sum(e["dur"] for e in keep) / 1e3)
+        alls.append(sum(e["dur"] for e in inside) / 1e3)
     q1, med, q3 = np.percentile(sums, [25, 50, 75])
-    return {"ms": float(med), "p25": float(q1), "p75": float(q3), "ops": sorted(o for o in ops if o)}
+    share = float(np.median(np.asarray(sums) / np.maximum(np.asarray(alls), 1e-12)))
+    return {"ms": float(med), "p25": float(q1), "p75": float(q3), "all_ms": float(np.median(alls)),
+            "share": share, "ops": sorted(o for o in ops if o)}
 
 
 # ---- the HasteConv counters and the perf split -----------------------------------------------------------
@@ -434,7 +440,14 @@ def measure_layer(original: onnx.ModelProto, plan, layer, images: np.ndarray, op
     if core is not None:
         prof = profiled_node_ms(core.model, core.feed(piece.feed), options.repeats)
         row["int8_nodes"] = prof
-    int8_ms = (row.get("int8_nodes") or {}).get("ms") or row["ms"].get("int8_piece", row["ms"]["qdq"])["ms"]
+    # the int8 work alone: the int8 piece's CPU time times the share of its non-Transpose nodes in the
+    # profiler's node times (the profiler's wall clock gives the share; the CPU clock, alternating, the time)
+    if "int8_piece" in row["ms"]:
+        share = (row.get("int8_nodes") or {}).get("share", 1.0)
+        int8_ms = row["ms"]["int8_piece"]["ms"] * share
+        row["int8_quartiles"] = {k: row["ms"]["int8_piece"][k] * share for k in ("ms", "p25", "p75")}
+    else:
+        int8_ms = row["ms"]["qdq"]["ms"]
     row["int8_ms"] = int8_ms
     row["ratios"] = {"conv_over_qdq": ratio_quartiles(times["conv"], times["qdq"])}
     if "int8_piece" in times:
@@ -458,6 +471,92 @@ def measure_layer(original: onnx.ModelProto, plan, layer, images: np.ndarray, op
     row["y_shape"] = list(y_conv.shape)
     row["y"] = y_name
     return row
+
+
+# ---- accuracy: the int8 HasteConv reference on the layer's real input --------------------------------------
+
+def rel_rms(y: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((y.astype(np.float64) - ref) ** 2)) / max(np.sqrt(np.mean(ref ** 2)), 1e-30))
+
+
+def int8_operands(ext: onnx.ModelProto) -> dict:
+    """The QLinearConv's int8 weights, per-channel scales and int32 bias, and the piece's output
+    quantization (its final DequantizeLinear: after a fused QLinearAdd, that one's)."""
+    conv = next(n for n in ext.graph.node if n.op_type == "QLinearConv")
+    dq = next(n for n in ext.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == ext.graph.output[0].name)
+    return {"w": _const(ext, conv.input[3]), "w_scale": np.asarray(_const(ext, conv.input[4]), np.float64).reshape(-1),
+            "bias": _const(ext, conv.input[8]) if len(conv.input) > 8 and conv.input[8] else None,
+            "y_scale": float(_const(ext, dq.input[1])), "y_zero": int(_const(ext, dq.input[2]))}
+
+
+def accuracy_layer(original: onnx.ModelProto, plan, layer, images: np.ndarray, options: Options) -> dict:
+    """Relative RMS error against the float Conv piece of: onnxruntime's int8 piece, the float HasteConv, and
+    the int8 HasteConv reference (the plan's merge with re-quantized filters; with merge="mean" also int16
+    sums), each at every L, on the timed image."""
+    from haste_onnx.op.geometry import ConvAttrs
+    from haste_onnx.op.hyperplanes import draw_hyperplanes
+    from haste_onnx.op.reference import activation_clamp
+    from haste_onnx.op.reference_int8 import haste_conv_int8
+    from haste_onnx.probe.layer_time import LayerPiece, TimingContext
+    from haste_onnx.rewrite import rewrite_model
+    from haste_onnx.rewrite.analysis import is_haste
+
+    one = plan.only(layer.site, replace(layer.settings, hyperplanes=options.counts[0]))
+    rewritten, _ = rewrite_model(original, one)
+    node = next(n for n in rewritten.graph.node if is_haste(n))
+    piece = LayerPiece(original, rewritten, node, images, TimingContext(batch=1, threads=1))
+    calib = [piece._capture(original, images[i:i + 1], piece.boundary) for i in range(1, 1 + options.calib)
+             if i < len(images)] or [piece.feed]
+    qdq = quantize_piece(piece.conv_piece, calib)
+    ext = optimized(qdq, "extended")
+    core = int8_core(ext)
+    y = piece._conv.run(None, piece.feed)[0].astype(np.float64)
+    row = {"site": layer.site, "y_shape": list(y.shape), "in_channels": layer.shape.in_channels,
+           "out_channels": layer.shape.out_channels, "merge": layer.settings.merge}
+    from haste_onnx.measure.sessions import bench_session
+
+    row["ort_int8"] = rel_rms(bench_session(qdq, 1).run(None, piece.feed)[0], y)
+    if core is None or "QLinearConv" not in core.ops:
+        return row
+    ops = int8_operands(ext)
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    conv = ConvAttrs.from_dict({k: attrs[k] for k in ("auto_pad", "dilations", "group", "kernel_shape", "pads",
+                                                      "strides") if k in attrs}, ops["w"].shape)
+    clamp = activation_clamp(attrs.get("activation"), attrs.get("activation_params"))
+    feed8 = core.feed(piece.feed)
+    x_name = piece.boundary[0]
+    xq_name, xs, xz = core.inputs[x_name]
+    zkw = {}
+    if len(piece.boundary) > 1:
+        zq_name, zs, zz = core.inputs[piece.boundary[1]]
+        zkw = {"z": feed8[zq_name], "z_scale": zs, "z_zero": zz}
+    tile = tuple(attrs.get("tile", (4, 4)))
+    row["L"] = {}
+    for count in options.counts:
+        planes = draw_hyperplanes(count, piece.patch, layer.settings.sparsity, attrs["seed"])
+        entry = {"float_haste": rel_rms(piece._haste.run(None, {**piece.feed, piece.planes_name: planes})[0], y)}
+        variants = [(layer.settings.merge, "requant")] + ([("mean", "int16")] if layer.settings.merge == "mean" else [])
+        for merge, rep in variants:
+            q = haste_conv_int8(feed8[xq_name], xs, xz, ops["w"], ops["w_scale"], ops["bias"], planes,
+                                ops["y_scale"], ops["y_zero"], conv, tile, merge=merge, representation=rep,
+                                centering=bool(attrs.get("centering", 1)), clamp=clamp, **zkw)
+            entry[f"int8_haste_{merge}_{rep}"] = rel_rms((q.astype(np.float64) - ops["y_zero"]) * ops["y_scale"], y)
+        row["L"][str(count)] = entry
+    return row
+
+
+def accuracy_markdown(results: List[dict]) -> str:
+    lines = ["| model | layer | map | C_in->C_out | ORT int8 | L | float HasteConv | int8 HasteConv (reference) |",
+             "|" + "---|" * 8]
+    for res in results:
+        for row in res.get("layers", []):
+            for count, e in row.get("L", {}).items():
+                int8 = ", ".join(f"{v:.4f} ({k.replace('int8_haste_', '')})" for k, v in e.items()
+                                 if k.startswith("int8_haste"))
+                lines.append(f"| {res['id']} | {short_site(row['site'])} | {'x'.join(map(str, row['y_shape'][2:]))} | "
+                             f"{row['in_channels']}->{row['out_channels']} | {row['ort_int8']:.4f} | {count} | "
+                             f"{e['float_haste']:.4f} | {int8} |")
+    return "\n".join(lines)
 
 
 # ---- models and inputs -----------------------------------------------------------------------------------
@@ -521,6 +620,11 @@ def run_model(model_id: str, args, options: Options, say=print) -> dict:
         if side is not None and min(side) < args.min_map:
             continue
         t0 = time.time()
+        if args.accuracy:
+            rows.append(accuracy_layer(model, plan, layer, images, options))
+            say(f"{model_id} {layer.site} {json.dumps({k: rows[-1][k] for k in ('ort_int8', 'L') if k in rows[-1]})} "
+                f"({time.time() - t0:.0f} s)")
+            continue
         rows.append(measure_layer(model, plan, layer, images, options, say))
         say(f"{model_id} {one_line(rows[-1])} ({time.time() - t0:.0f} s)")
     return {"id": model_id, "title": title, "layers": rows}
@@ -544,7 +648,9 @@ def bounds(row: dict, h: dict, factor: float = DEFAULT_FACTOR) -> Optional[dict]
 
 
 def short_site(site: str) -> str:
-    return site.strip("/").replace("/Conv", "").replace("layers/", "").replace("/conv", "")
+    site = site.strip("/")
+    site = site[:-len("/Conv")] if site.endswith("/Conv") else site
+    return site[len("layers/"):] if site.startswith("layers/") else site
 
 
 def markdown(results: List[dict], factor: float = DEFAULT_FACTOR) -> str:
@@ -559,7 +665,7 @@ def markdown(results: List[dict], factor: float = DEFAULT_FACTOR) -> str:
     for res in results:
         per_l: Dict[int, list] = {}
         for row in res.get("layers", []):
-            i8 = row.get("int8_nodes") or {"ms": row["int8_ms"], "p25": nan, "p75": nan}
+            i8 = row.get("int8_quartiles") or {"ms": row["int8_ms"], "p25": nan, "p75": nan}
             for h in row["haste"].values():
                 b = bounds(row, h, factor) or {}
                 per_l.setdefault(h["L"], []).append(b)
@@ -602,13 +708,16 @@ def main(argv=None) -> int:
     ap.add_argument("--json")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--from-json", help="print the table of a stored --json result (nothing measured)")
+    ap.add_argument("--accuracy", action="store_true",
+                    help="instead of timing: relative RMS errors of int8, float HasteConv and the int8 HasteConv "
+                         "reference against the float Conv piece")
     args = ap.parse_args(argv)
     if args.from_json:
         doc = json.loads(Path(args.from_json).read_text())
-        print(markdown(doc["models"], args.factor))
+        print(accuracy_markdown(doc["models"]) if doc.get("accuracy") else markdown(doc["models"], args.factor))
         return 0
-    use_perf = not args.no_perf and perf_available()
-    if not args.no_perf and not use_perf:
+    use_perf = not args.no_perf and not args.accuracy and perf_available()
+    if not args.no_perf and not args.accuracy and not use_perf:
         print("perf is not usable here: no GEMM split, no bound", file=sys.stderr)
     options = Options(counts=tuple(args.counts or (14, 8)), calib=args.calib, repeats=args.repeats,
                       warmup=args.warmup, factor=args.factor, perf=use_perf)
@@ -619,13 +728,13 @@ def main(argv=None) -> int:
     for model_id in args.model or MODELS:
         results.append(run_model(model_id, args, options, say=lambda s: print(s, flush=True)))
         if args.json:
-            doc = {"argv": sys.argv[1:], "factor": options.factor, "stage_factors": STAGE_FACTORS,
+            doc = {"argv": sys.argv[1:], "accuracy": bool(args.accuracy), "factor": options.factor, "stage_factors": STAGE_FACTORS,
                    "clock": "process CPU time, 1 intra-op thread", "repeats": options.repeats,
                    "warmup": options.warmup, "models": results}
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
     if args.markdown:
-        print(markdown(results, options.factor))
+        print(accuracy_markdown(results) if args.accuracy else markdown(results, options.factor))
     return 0
 
 

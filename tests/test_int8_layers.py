@@ -116,7 +116,8 @@ def test_measure_layer_on_a_small_net(il):
     assert set(row["ms"]) == {"conv", "qdq", "int8_piece", "haste_L6"}
     h = row["haste"]["6"]
     assert 0 < h["mac_fraction"] <= 1 and "bound" not in h  # no perf split, no bound
-    assert row["int8_ms"] == row["int8_nodes"]["ms"]
+    assert 0 < row["int8_nodes"]["share"] <= 1
+    assert row["int8_ms"] == pytest.approx(row["ms"]["int8_piece"]["ms"] * row["int8_nodes"]["share"])
     assert "| model |" in il.markdown([{"id": "net", "layers": [row]}])
 
 
@@ -131,3 +132,19 @@ def test_factor_needed(il):
     # int16 merged filters with more than 1 / INT16_GEMM_COST of the MACs left: the GEMM alone loses, never
     late = il.lower_bound(2.0, {"gemm": 0.5}, 0.3, 0.9, 4.0)
     assert late["factor_needed_int16"] == float("inf") and late["factor_needed"] < float("inf")
+
+
+def test_accuracy_layer_on_a_small_net(il):
+    from haste_onnx.plan.build import plan_model
+
+    model = net_model(16, 16)
+    plan = plan_model(model)
+    layer = plan.replaced()[0]
+    images = np.random.default_rng(0).standard_normal((3, 1, 16, 16)).astype(np.float32)
+    row = il.accuracy_layer(model, plan, layer, images, il.Options(counts=(64,), calib=2))
+    assert 0 < row["ort_int8"] < 0.1
+    e = row["L"]["64"]
+    key = f"int8_haste_{layer.settings.merge}_requant"
+    # 64 hyperplanes: hardly any merging, so the int8 HasteConv is about as close as onnxruntime's int8 conv
+    assert e["float_haste"] < 0.05 and e[key] < 3 * row["ort_int8"] + e["float_haste"]
+    assert "| model |" in il.accuracy_markdown([{"id": "net", "layers": [row]}])
