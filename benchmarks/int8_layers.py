@@ -640,11 +640,24 @@ def one_line(row: dict) -> str:
     return ", ".join(parts)
 
 
+def haste_ms(row: dict, h: dict) -> dict:
+    return h.get("ms") or row["ms"][f"haste_L{h['L']}"]
+
+
+def int8_quartiles(row: dict) -> dict:
+    if "int8_quartiles" in row:
+        return row["int8_quartiles"]
+    if "int8_piece" in row["ms"] and "int8_share" in row:
+        return {k: row["ms"]["int8_piece"][k] * row["int8_share"] for k in ("ms", "p25", "p75")}
+    return {"ms": row["int8_ms"], "p25": float("nan"), "p75": float("nan")}
+
+
 def bounds(row: dict, h: dict, factor: float = DEFAULT_FACTOR) -> Optional[dict]:
     """`lower_bound` of one HasteConv entry, recomputed from its stored measurements (None without perf)."""
-    if "perf" not in h:
+    shares = h["perf"]["shares"] if "perf" in h else h.get("shares")
+    if shares is None:
         return None
-    return lower_bound(h["ms"]["ms"], h["perf"]["shares"], row["int8_ms"], h["mac_fraction"], factor)
+    return lower_bound(haste_ms(row, h)["ms"], shares, row["int8_ms"], h["mac_fraction"], factor)
 
 
 def short_site(site: str) -> str:
@@ -665,16 +678,17 @@ def markdown(results: List[dict], factor: float = DEFAULT_FACTOR) -> str:
     for res in results:
         per_l: Dict[int, list] = {}
         for row in res.get("layers", []):
-            i8 = row.get("int8_quartiles") or {"ms": row["int8_ms"], "p25": nan, "p75": nan}
+            i8 = int8_quartiles(row)
             for h in row["haste"].values():
                 b = bounds(row, h, factor) or {}
+                hm = haste_ms(row, h)
                 per_l.setdefault(h["L"], []).append(b)
                 fused = "" if row["fused"] else " (not fused)"
                 lines.append(
                     f"| {res['id']} | {short_site(row['site'])} | {'x'.join(map(str, row['y_shape'][2:]))} | "
                     f"{row['in_channels']}->{row['out_channels']} | {row['ms']['conv']['ms']:.3f} | "
                     f"{row['ms']['qdq']['ms']:.3f}{fused} | {i8['ms']:.3f} [{i8['p25']:.3f}, {i8['p75']:.3f}] | "
-                    f"{h['L']} | {h['ms']['ms']:.3f} [{h['ms']['p25']:.3f}, {h['ms']['p75']:.3f}] | "
+                    f"{h['L']} | {hm['ms']:.3f} [{hm['p25']:.3f}, {hm['p75']:.3f}] | "
                     f"{h['mac_fraction']:.2f} | {b.get('gemm_share', nan):.2f} | {b.get('non_gemm_ms', nan):.3f} | "
                     f"{b.get('bound_ms', nan):.3f} | {b.get('bound_over_int8', nan):.2f} | "
                     f"{b.get('factor_needed', nan):.1f}, {b.get('factor_needed_int16', nan):.1f} | "
@@ -690,6 +704,54 @@ def markdown(results: List[dict], factor: float = DEFAULT_FACTOR) -> str:
                            f"{br.min():.2f}, {np.median(br):.2f} | {fn.min():.1f}, {np.median(fn):.1f} | "
                            f"{er.min():.2f}, {np.median(er):.2f} |")
     return "\n".join(lines) + "\n\n" + "\n".join(summary)
+
+
+def compact(obj, digits: int = 5):
+    """`obj` with every float rounded to `digits` significant digits (the JSON stays small)."""
+    if isinstance(obj, float):
+        return obj if not np.isfinite(obj) or obj == 0 else float(f"{obj:.{digits}g}")
+    if isinstance(obj, dict):
+        return {k: compact(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [compact(v, digits) for v in obj]
+    return obj
+
+
+ROW_KEYS = ("site", "in_channels", "out_channels", "y_shape", "residual", "fused", "int8_ops", "qdq_error", "ms",
+            "int8_ms", "merge", "ort_int8", "L")
+
+
+def slim(row: dict) -> dict:
+    """What the tables need of a row; the bounds are recomputed from it (`bounds`, --from-json)."""
+    out = {k: row[k] for k in ROW_KEYS if k in row}
+    if "int8_nodes" in row:
+        out["int8_share"] = row["int8_nodes"]["share"]
+    if "haste" in row:
+        out["haste"] = {count: {"L": h["L"], "mac_fraction": h["mac_fraction"], "conv_over_haste": h["conv_over_haste"],
+                                **({"shares": h["perf"]["shares"]} if "perf" in h else {})}
+                        for count, h in row["haste"].items()}
+    return out
+
+
+def write_json(path: str, doc: dict) -> None:
+    """One line per layer row (`slim`), floats to 4 significant digits: small, and diffs stay readable."""
+    doc = compact({**doc, "models": [{**m, "layers": [slim(r) for r in m["layers"]]} if "layers" in m else m
+                                     for m in doc["models"]]}, 4)
+    models = doc.pop("models")
+    lines = [json.dumps({**doc, "models": "below"})[:-1].replace(', "models": "below"', "") + ', "models": [']
+    for i, res in enumerate(models):
+        rows = res.get("layers")
+        head = {k: v for k, v in res.items() if k != "layers"}
+        text = json.dumps(head)[:-1]
+        if rows is None:
+            lines.append(text + "}" + ("," if i + 1 < len(models) else ""))
+            continue
+        lines.append(text + ', "layers": [')
+        lines.extend(json.dumps(r) + ("," if j + 1 < len(rows) else "") for j, r in enumerate(rows))
+        lines.append("]}" + ("," if i + 1 < len(models) else ""))
+    lines.append("]}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> int:
@@ -731,8 +793,7 @@ def main(argv=None) -> int:
             doc = {"argv": sys.argv[1:], "accuracy": bool(args.accuracy), "factor": options.factor, "stage_factors": STAGE_FACTORS,
                    "clock": "process CPU time, 1 intra-op thread", "repeats": options.repeats,
                    "warmup": options.warmup, "models": results}
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+            write_json(args.json, doc)
     if args.markdown:
         print(accuracy_markdown(results) if args.accuracy else markdown(results, options.factor))
     return 0

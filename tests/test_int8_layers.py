@@ -102,7 +102,7 @@ def test_perf_report_parsing(il):
     assert sum(shares.values()) == pytest.approx(1.0)
 
 
-def test_measure_layer_on_a_small_net(il):
+def test_measure_layer_on_a_small_net(il, tmp_path):
     from haste_onnx.plan.build import plan_model
 
     model = net_model(16, 16)
@@ -119,6 +119,15 @@ def test_measure_layer_on_a_small_net(il):
     assert 0 < row["int8_nodes"]["share"] <= 1
     assert row["int8_ms"] == pytest.approx(row["ms"]["int8_piece"]["ms"] * row["int8_nodes"]["share"])
     assert "| model |" in il.markdown([{"id": "net", "layers": [row]}])
+    # the stored form (one line per row, slimmed) renders the same table
+    import json
+
+    path = tmp_path / "r.json"
+    il.write_json(str(path), {"argv": [], "models": [{"id": "net", "layers": [row]}]})
+    stored = json.loads(path.read_text())["models"]
+    assert stored[0]["layers"][0]["site"] == row["site"]
+    assert il.markdown(stored).splitlines()[2].split("|")[:9] == \
+        il.markdown([{"id": "net", "layers": [row]}]).splitlines()[2].split("|")[:9]
 
 
 def test_factor_needed(il):
