@@ -49,7 +49,9 @@ argv:
   --repeats N      timed rounds (default 15); --warmup N (default 3)
   --factor F       the integer-SIMD factor of the bound (default 4)
   --no-perf        skip the perf split
-  --json PATH      write the rows (small: medians, quartiles, counters, shares); --markdown prints the table
+  --json PATH      write the rows (small: medians, quartiles, counters, shares); --markdown prints the tables
+                   (per model sums, one row per layer with every L side by side; --full: one row per layer and
+                   L with every term of the bound)
   --from-json PATH print the table of a stored --json result (bounds recomputed; nothing measured)
   --accuracy       no timing: relative RMS error against the float Conv piece of onnxruntime's int8 piece, the
                    float HasteConv and the int8 HasteConv reference (haste_onnx/op/reference_int8.py)
@@ -706,6 +708,51 @@ def markdown(results: List[dict], factor: float = DEFAULT_FACTOR) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(summary)
 
 
+def compact_markdown(results: List[dict], factor: float = DEFAULT_FACTOR) -> str:
+    """The docs' tables: per model and L the sums over its layers; then one row per layer, both L side by
+    side (HasteConv ms with the share of MACs left, its GEMM share, bound / int8, the factor the non-GEMM
+    stages need to tie, estimate / int8)."""
+    counts = sorted({h["L"] for res in results for row in res.get("layers", []) for h in row["haste"].values()},
+                    reverse=True)
+    sums = ["| model | layers | L | float Conv ms | int8 alone ms | float HasteConv ms | bound ms | estimate ms | "
+            "layers with estimate < int8 |", "|" + "---|" * 9]
+    head = "| model | layer | map | C_in->C_out | Conv ms | int8 QDQ ms | int8 alone ms |"
+    rule = "|" + "---|" * 7
+    for count in counts:
+        head += (f" L={count}: HasteConv ms (MACs left) | GEMM share | bound / int8 | factor needed |"
+                 f" estimate / int8 |")
+        rule += "---|" * 5
+    lines = [head, rule]
+    for res in results:
+        rows = res.get("layers", [])
+        for count in counts:
+            pairs = [(row, next((h for h in row["haste"].values() if h["L"] == count), None)) for row in rows]
+            pairs = [(row, h, bounds(row, h, factor)) for row, h in pairs if h is not None]
+            pairs = [(row, h, b) for row, h, b in pairs if b]
+            if not pairs:
+                continue
+            sums.append(f"| {res['id']} | {len(pairs)} | {count} | {sum(r['ms']['conv']['ms'] for r, _, _ in pairs):.1f} | "
+                        f"{sum(r['int8_ms'] for r, _, _ in pairs):.1f} | "
+                        f"{sum(haste_ms(r, h)['ms'] for r, h, _ in pairs):.1f} | "
+                        f"{sum(b['bound_ms'] for _, _, b in pairs):.1f} | {sum(b['estimate_ms'] for _, _, b in pairs):.1f} | "
+                        f"{sum(b['estimate_over_int8'] < 1 for _, _, b in pairs)} |")
+        for row in rows:
+            cells = (f"| {res['id']} | {short_site(row['site'])} | {'x'.join(map(str, row['y_shape'][2:]))} | "
+                     f"{row['in_channels']}->{row['out_channels']} | {row['ms']['conv']['ms']:.3f} | "
+                     f"{row['ms']['qdq']['ms']:.3f}{'' if row['fused'] else ' (not fused)'} | {row['int8_ms']:.3f} |")
+            for count in counts:
+                h = next((h for h in row["haste"].values() if h["L"] == count), None)
+                b = bounds(row, h, factor) if h else None
+                if b is None:
+                    cells += " | | | | |"
+                    continue
+                need = "never" if not np.isfinite(b["factor_needed"]) else f"{b['factor_needed']:.1f}"
+                cells += (f" {haste_ms(row, h)['ms']:.3f} ({100 * h['mac_fraction']:.0f}%) | {b['gemm_share']:.2f} | "
+                          f"{b['bound_over_int8']:.2f} | {need} | {b['estimate_over_int8']:.2f} |")
+            lines.append(cells)
+    return "\n".join(sums) + "\n\n" + "\n".join(lines)
+
+
 def compact(obj, digits: int = 5):
     """`obj` with every float rounded to `digits` significant digits (the JSON stays small)."""
     if isinstance(obj, float):
@@ -770,13 +817,17 @@ def main(argv=None) -> int:
     ap.add_argument("--json")
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--from-json", help="print the table of a stored --json result (nothing measured)")
+    ap.add_argument("--full", action="store_true", help="the long table: one row per layer and L, every term")
     ap.add_argument("--accuracy", action="store_true",
                     help="instead of timing: relative RMS errors of int8, float HasteConv and the int8 HasteConv "
                          "reference against the float Conv piece")
     args = ap.parse_args(argv)
     if args.from_json:
         doc = json.loads(Path(args.from_json).read_text())
-        print(accuracy_markdown(doc["models"]) if doc.get("accuracy") else markdown(doc["models"], args.factor))
+        if doc.get("accuracy"):
+            print(accuracy_markdown(doc["models"]))
+        else:
+            print((markdown if args.full else compact_markdown)(doc["models"], args.factor))
         return 0
     use_perf = not args.no_perf and not args.accuracy and perf_available()
     if not args.no_perf and not args.accuracy and not use_perf:
@@ -795,7 +846,10 @@ def main(argv=None) -> int:
                    "warmup": options.warmup, "models": results}
             write_json(args.json, doc)
     if args.markdown:
-        print(accuracy_markdown(results) if args.accuracy else markdown(results, options.factor))
+        if args.accuracy:
+            print(accuracy_markdown(results))
+        else:
+            print((markdown if args.full else compact_markdown)(results, options.factor))
     return 0
 
 

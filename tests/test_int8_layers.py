@@ -119,6 +119,7 @@ def test_measure_layer_on_a_small_net(il, tmp_path):
     assert 0 < row["int8_nodes"]["share"] <= 1
     assert row["int8_ms"] == pytest.approx(row["ms"]["int8_piece"]["ms"] * row["int8_nodes"]["share"])
     assert "| model |" in il.markdown([{"id": "net", "layers": [row]}])
+    assert "never" not in il.compact_markdown([{"id": "net", "layers": [row]}])  # no perf: empty cells
     # the stored form (one line per row, slimmed) renders the same table
     import json
 
