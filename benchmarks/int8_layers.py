@@ -548,6 +548,19 @@ def accuracy_layer(original: onnx.ModelProto, plan, layer, images: np.ndarray, o
 
 
 def accuracy_markdown(results: List[dict]) -> str:
+    """Per model and L the medians (and maxima) of the relative RMS errors, then one row per layer and L."""
+    summary = ["| model | layers | L | ORT int8: median | float HasteConv: median (max) | "
+               "int8 HasteConv: median (max) | int8 / float HasteConv error: median |", "|" + "---|" * 7]
+    for res in results:
+        rows = [r for r in res.get("layers", []) if r.get("L")]
+        for count in sorted({c for r in rows for c in r["L"]}, key=int, reverse=True):
+            rs = [r for r in rows if count in r["L"]]
+            key = lambda e: next(v for k, v in e.items() if k.startswith("int8_haste"))  # noqa: E731
+            o = np.array([r["ort_int8"] for r in rs])
+            f = np.array([r["L"][count]["float_haste"] for r in rs])
+            q = np.array([key(r["L"][count]) for r in rs])
+            summary.append(f"| {res['id']} | {len(rs)} | {count} | {np.median(o):.3f} | {np.median(f):.3f} "
+                           f"({f.max():.3f}) | {np.median(q):.3f} ({q.max():.3f}) | {np.median(q / f):.2f} |")
     lines = ["| model | layer | map | C_in->C_out | ORT int8 | L | float HasteConv | int8 HasteConv (reference) |",
              "|" + "---|" * 8]
     for res in results:
@@ -558,7 +571,7 @@ def accuracy_markdown(results: List[dict]) -> str:
                 lines.append(f"| {res['id']} | {short_site(row['site'])} | {'x'.join(map(str, row['y_shape'][2:]))} | "
                              f"{row['in_channels']}->{row['out_channels']} | {row['ort_int8']:.4f} | {count} | "
                              f"{e['float_haste']:.4f} | {int8} |")
-    return "\n".join(lines)
+    return "\n".join(summary) + "\n\n" + "\n".join(lines)
 
 
 # ---- models and inputs -----------------------------------------------------------------------------------
