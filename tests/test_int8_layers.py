@@ -1,6 +1,5 @@
 """benchmarks/int8_layers.py: the int8 pieces, the counters and the lower bound, on tiny synthetic convs."""
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
