@@ -23,9 +23,9 @@ All sessions run alternating (the order rotates every round) after a warm-up, 1 
 CPU time; medians and quartiles are reported.
 
 The GEMM / non-GEMM split of the float HasteConv is measured with `perf record -e cpu-clock:u` attached to
-this process while it runs the HasteConv piece alone (symbols of libhaste_onnx_ops.so: GemmSteps*,
-GroupGemm, GemmBlocks are the GEMM; the rest is hashing, grouping, merging, copying and writing). Without
-`perf` the split and the bound are left out.
+this process while it runs the HasteConv piece alone (symbols of libhaste_onnx_ops.so: GemmSteps* are the
+GEMM; the rest is hashing, grouping, merging, copying and writing, STAGES). Without `perf` the split and the
+bound are left out.
 
 The lower bound of any int8 HasteConv (`bound_ms`) is
 
@@ -37,6 +37,11 @@ The lower bound of any int8 HasteConv (`bound_ms`) is
   generous. `bound_stage_ms` uses per-stage factors instead (STAGE_FACTORS);
 - int8 ms x MAC fraction: the merged GEMM at the efficiency of onnxruntime's packed VNNI QGEMM, which the
   per-tile merged filters (re-built per 4x4 tile, used for 16 pixels, never pre-packed) cannot reach.
+
+Also per layer and L: `factor_needed` (how many times faster all non-GEMM stages must get to tie with
+int8) and the design estimate `estimate_ms` (every stage at its own factor, STAGE_FACTORS, plus the
+cheaper representation of the merged filters: int16 sums with the GEMM at half rate, or re-quantized to
+s8 with one more pass; `lower_bound`). docs/int8_haste.md explains the design and the verdict.
 
 argv:
   --model ID       resnet18_32, resnet34_32, resnet18_224, vgg16_tumor, yolov8n_640 (repeatable; default all)
@@ -56,8 +61,9 @@ argv:
   --accuracy       no timing: relative RMS error against the float Conv piece of onnxruntime's int8 piece, the
                    float HasteConv and the int8 HasteConv reference (haste_onnx/op/reference_int8.py)
 
-Example (the table of docs/int8_haste.md):
+Examples (the tables of docs/int8_haste.md; about 12 and 8 minutes on 2 cores):
   PYTHONPATH=. python benchmarks/int8_layers.py --json benchmarks/results/int8_layers.json --markdown
+  PYTHONPATH=. python benchmarks/int8_layers.py --accuracy --json benchmarks/results/int8_accuracy.json --markdown
 """
 from __future__ import annotations
 
