@@ -1,0 +1,260 @@
+"""Rule: one steerable model from the original and one plan per level (docs/steerable.md).
+
+Patterns handled: any model `rewrite_model` accepts, with plans for levels
+0 = l_0 < l_1 < ... <= 1 (level 0: the empty plan, the original). The result:
+- the main graph keeps the original's inputs and every initializer (the
+  weights, stored once), plus the float32 scalar input `haste_level` whose
+  initializer of the same name holds the default level (ONNX: an
+  initializer with an input's name is the input's default, so the input
+  may be left out);
+- `haste::HasteLevel(haste_level)` -> the index of the largest offered level
+  at most the value (an error for NaN or outside [0, 1]); `Equal` per level;
+- a chain of `If` nodes whose branch i is the whole model rewritten with
+  plan i (branch 0: the original nodes, unchanged). Branches read the main
+  graph's weights as outer-scope values; what a branch needs beyond them
+  (hyperplanes, a weight the rewrite changed) is an initializer of that
+  branch. The last If writes the original's output names.
+Consecutive levels with the same plan share one branch (the first such
+level is the one offered). The levels, what each replaces and the default
+are stored in metadata_props under `haste_levels` (JSON); `strip_steerable`
+and `select_level` read them to give back the original or one level alone.
+"""
+from __future__ import annotations
+
+import json
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..errors import ModelRejected
+from ..op.geometry import DOMAIN, OPSET_VERSION
+from ..op.level import LEVEL_INPUT, LEVEL_OP, check_levels, level_problem
+from ..plan import Plan
+from .graphs import all_names, subgraphs, unique_name
+
+METADATA_KEY = "haste_levels"
+
+
+def steer_model(original: onnx.ModelProto, levels: Sequence[Tuple[float, Plan]],
+                default_level: float = 1.0) -> Tuple[onnx.ModelProto, list]:
+    """The steerable model and the rewrite report of each offered level above 0. `levels`: (level, plan) for
+    the levels above 0, ascending; level 0 (the original) is always offered."""
+    from . import rewrite_model
+
+    if is_steerable(original):
+        raise ModelRejected("the model is steerable already; strip it first (haste-onnx strip)")
+    problem = level_problem(default_level)
+    if problem:
+        raise ValueError(problem.replace(LEVEL_INPUT, "the default level"))
+    check_levels([0.0] + [level for level, _ in levels])
+    offered: List[Tuple[float, Optional[Plan]]] = [(0.0, None)]
+    for level, plan in levels:
+        if not _same_choice(plan, offered[-1][1]):
+            offered.append((level, plan))
+    if len(offered) < 2:
+        raise ModelRejected("every level's plan replaces nothing: no level differs from the original")
+    models, reports = [original], []
+    for _, plan in offered[1:]:
+        rewritten, report = rewrite_model(original, plan)
+        models.append(rewritten)
+        reports.append(report)
+
+    steer = onnx.ModelProto()
+    steer.CopyFrom(original)
+    main = steer.graph
+    del main.node[:]
+    taken = set().union(*(all_names(m) for m in models))
+    shared = {i.name: i for i in original.graph.initializer}
+    outputs = [o.name for o in original.graph.output]
+    branches = [_branch(m.graph, shared, outputs, f"level{i}", taken) for i, m in enumerate(models)]
+
+    level_init = numpy_helper.from_array(np.array(default_level, np.float32), LEVEL_INPUT)
+    if LEVEL_INPUT in taken:
+        raise ModelRejected(f"the model already has a tensor named {LEVEL_INPUT!r}")
+    main.input.append(helper.make_tensor_value_info(LEVEL_INPUT, onnx.TensorProto.FLOAT, []))
+    main.initializer.append(level_init)
+    index = unique_name(f"{LEVEL_INPUT}/index", taken)
+    main.node.append(helper.make_node(LEVEL_OP, [LEVEL_INPUT], [index], name=unique_name(f"{LEVEL_INPUT}/{LEVEL_OP}",
+                                                                                           taken),
+                                      domain=DOMAIN, levels=[float(level) for level, _ in offered]))
+    conditions = []
+    for i in range(len(branches) - 1):
+        constant = unique_name(f"{LEVEL_INPUT}/{i}", taken)
+        main.initializer.append(numpy_helper.from_array(np.array(i, np.int64), constant))
+        conditions.append(unique_name(f"{LEVEL_INPUT}/is_{i}", taken))
+        main.node.append(helper.make_node("Equal", [index, constant], [conditions[-1]],
+                                          name=unique_name(f"{LEVEL_INPUT}/Equal_{i}", taken)))
+    main.node.append(_chain(branches, conditions, original.graph.output, outputs, 0, taken))
+
+    del steer.opset_import[:]
+    versions: Dict[str, int] = {}
+    for m in models:
+        for op in m.opset_import:
+            versions[op.domain] = max(versions.get(op.domain, 0), op.version)
+    versions.setdefault(DOMAIN, OPSET_VERSION)
+    steer.opset_import.extend(helper.make_opsetid(d, v) for d, v in versions.items())
+    steer.ir_version = max(m.ir_version for m in models)
+    doc = {"input": LEVEL_INPUT, "default": float(default_level), "outputs": outputs,
+           "levels": [_level_json(level, plan) for level, plan in offered]}
+    steer.metadata_props.add(key=METADATA_KEY, value=json.dumps(doc, separators=(",", ":")))
+    return steer, reports
+
+
+def is_steerable(model: onnx.ModelProto) -> bool:
+    return any(p.key == METADATA_KEY for p in model.metadata_props)
+
+
+def level_info(model: onnx.ModelProto) -> Optional[dict]:
+    """The `haste_levels` metadata of a steerable model (None for any other model)."""
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return json.loads(prop.value)
+    return None
+
+
+def select_level(model: onnx.ModelProto, level: float) -> onnx.ModelProto:
+    """The branch that runs at `level`, as a plain model (level 0: the original); ValueError for a bad level."""
+    from ..op.level import choose_level
+
+    info = level_info(model)
+    if info is None:
+        raise ModelRejected("the model is not steerable (made by rewrite --steerable)")
+    chosen = choose_level(level, [entry["level"] for entry in info["levels"]])
+    branch = _find_branch(model.graph, chosen, len(info["levels"]))
+    plain = onnx.ModelProto()
+    plain.CopyFrom(model)
+    main = plain.graph
+    del main.node[:]
+    main.node.extend(branch.node)
+    main.value_info.extend(branch.value_info)
+    keep_inits = [i for i in main.initializer if i.name != LEVEL_INPUT and not i.name.startswith(f"{LEVEL_INPUT}/")]
+    del main.initializer[:]
+    main.initializer.extend(keep_inits + list(branch.initializer))
+    inputs = [i for i in main.input if i.name != LEVEL_INPUT]
+    del main.input[:]
+    main.input.extend(inputs)
+    for out, inner in zip(info["outputs"], branch.output):
+        _rename(main, inner.name, out)
+    for i in reversed(range(len(plain.metadata_props))):
+        if plain.metadata_props[i].key == METADATA_KEY:
+            del plain.metadata_props[i]
+    if chosen == 0:
+        for i in reversed([i for i, op in enumerate(plain.opset_import) if op.domain == DOMAIN]):
+            del plain.opset_import[i]
+    used = {name for node in main.node for name in _reads_all(node)} | {o.name for o in main.output}
+    kept = [i for i in main.initializer if i.name in used]
+    del main.initializer[:]
+    main.initializer.extend(kept)
+    return plain
+
+
+def _reads_all(node: onnx.NodeProto) -> set:
+    names = set(node.input)
+    for _, sub in subgraphs(node):
+        for inner in sub.node:
+            names |= _reads_all(inner)
+    return names
+
+
+def _find_branch(graph: onnx.GraphProto, index: int, count: int) -> onnx.GraphProto:
+    """Branch `index` of the If chain of `count` branches: the then-branch `index` Ifs down the chain, or the
+    last If's else-branch for the last one."""
+    node = next(n for n in graph.node if n.op_type == "If")
+    for _ in range(min(index, count - 2)):
+        node = next(n for n in _attr(node, "else_branch").node if n.op_type == "If")
+    return _attr(node, "else_branch" if index == count - 1 else "then_branch")
+
+
+def _attr(node: onnx.NodeProto, name: str) -> onnx.GraphProto:
+    return next(a.g for a in node.attribute if a.name == name)
+
+
+def _same_choice(plan: Optional[Plan], other: Optional[Plan]) -> bool:
+    def key(p: Optional[Plan]):
+        return tuple((layer.site, None if layer.settings is None else
+                      (layer.settings.hyperplanes, tuple(layer.settings.tile)))
+                     for layer in (p.layers if p is not None else []) if layer.settings is not None)
+    return key(plan) == key(other)
+
+
+def _level_json(level: float, plan: Optional[Plan]) -> dict:
+    if plan is None:
+        return {"level": 0.0, "replaced": 0, "layers": {}}
+    doc = {"level": float(level), "replaced": len(plan.replaced()),
+           "layers": {layer.site: {"hyperplanes": layer.settings.hyperplanes, "tile": list(layer.settings.tile)}
+                      for layer in plan.replaced()}}
+    probe = plan.origin.get("probe") if isinstance(plan.origin, dict) else None
+    if isinstance(probe, dict) and probe.get("estimated_cut") is not None:
+        doc["estimated_cut"] = probe["estimated_cut"]
+    return doc
+
+
+def _branch(graph: onnx.GraphProto, shared: Dict[str, onnx.TensorProto], outputs: List[str], label: str,
+            taken: set) -> onnx.GraphProto:
+    """`graph` as an If branch: no inputs (the main graph's are outer scope), the initializers the main graph
+    holds alike dropped, one that differs renamed, output names made the branch's own."""
+    branch = onnx.GraphProto()
+    branch.CopyFrom(graph)
+    branch.name = f"{graph.name or 'graph'}/{label}"
+    del branch.input[:]
+    own = []
+    for init in graph.initializer:
+        same = shared.get(init.name)
+        if same is not None and _identical(same, init):
+            continue
+        if same is not None:
+            new = unique_name(f"{init.name}/{label}", taken)
+            _rename(branch, init.name, new, outputs_too=False)
+            init = onnx.TensorProto()
+            init.CopyFrom(next(i for i in graph.initializer if i.name == same.name))
+            init.name = new
+        own.append(init)
+    del branch.initializer[:]
+    branch.initializer.extend(own)
+    for name in outputs:
+        _rename(branch, name, unique_name(f"{name}/{label}", taken))
+    return branch
+
+
+def _identical(a: onnx.TensorProto, b: onnx.TensorProto) -> bool:
+    if a.data_type != b.data_type or list(a.dims) != list(b.dims):
+        return False
+    return numpy_helper.to_array(a).tobytes() == numpy_helper.to_array(b).tobytes()
+
+
+def _rename(graph: onnx.GraphProto, old: str, new: str, outputs_too: bool = True) -> None:
+    """Every use of tensor `old` in `graph` (and reads in its subgraphs) now names `new`."""
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name == old:
+                node.input[i] = new
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+        for _, sub in subgraphs(node):
+            _rename(sub, old, new, outputs_too)
+    for value in list(graph.value_info) + (list(graph.output) if outputs_too else []):
+        if value.name == old:
+            value.name = new
+
+
+def _chain(branches: List[onnx.GraphProto], conditions: List[str], output_types, names: List[str], k: int,
+           taken: set) -> onnx.NodeProto:
+    """If(condition k) then branch k else (the chain from k+1, or the last branch), writing `names`."""
+    if k == len(branches) - 2:
+        otherwise = branches[-1]
+    else:
+        inner = [unique_name(f"{name}/levels{k + 1}+", taken) for name in names]
+        otherwise = helper.make_graph([_chain(branches, conditions, output_types, inner, k + 1, taken)],
+                                      f"levels{k + 1}+", [], [_typed(v, n) for v, n in zip(output_types, inner)])
+    return helper.make_node("If", [conditions[k]], names, name=unique_name(f"{LEVEL_INPUT}/If_{k}", taken),
+                            then_branch=branches[k], else_branch=otherwise)
+
+
+def _typed(value: onnx.ValueInfoProto, name: str) -> onnx.ValueInfoProto:
+    typed = onnx.ValueInfoProto()
+    typed.CopyFrom(value)
+    typed.name = name
+    return typed
