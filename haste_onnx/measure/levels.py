@@ -91,3 +91,63 @@ def levels_text(result: dict) -> list:
                     f"{100 * row['accuracy']:.2f}%", f"{100 * row['difference']['accuracy']:+.2f} pt",
                     f"{100 * row['agreement']:.2f}%", f"{macs / 1e6:.2f} M", f"{100 * cut:.1f}%"))
     return out
+
+
+def bench_levels(model: onnx.ModelProto, x: np.ndarray, levels: Sequence[float], threads: int = 1,
+                 repeats: int = 50, warmup: int = 5, clock=None, progress=None) -> dict:
+    """Latency per level of one session of the steerable model, each level timed in rotation with the original
+    and with the level's branch alone (what `rewrite --plan` of that level's plan writes: the same nodes), all
+    three with the same session options; then every level again with the level changed before every call
+    (`switching`: what moving the level costs). Also the level's conv MACs on `x` (kernel counters)."""
+    import time
+
+    from ..op.level import LEVEL_INPUT
+    from ..rewrite.steer import level_info, select_level
+    from .bench import measured_macs
+    from .sessions import bench_session
+    from .timing import latency_stats, pair_ratios
+
+    if level_info(model) is None:
+        raise ValueError("--levels needs a steerable model (rewrite --steerable)")
+    clock = clock or time.perf_counter
+    say = progress or (lambda text: None)
+    original = select_level(model, 0.0)
+    name = original.graph.input[0].name
+    steer = bench_session(model, threads)
+    base = bench_session(original, threads)
+    rows = []
+    for level in levels:
+        say(f"timing level {level:g} ...")
+        branch = select_level(model, level)
+        alone = bench_session(branch, threads)
+        feeds = [(base, {name: x}), (alone, {name: x}), (steer, {name: x, LEVEL_INPUT: np.array(level, np.float32)})]
+        times = _rotate(feeds, repeats, warmup, clock)
+        macs = measured_macs(original, branch, x, threads)["totals"] if level > 0 else None
+        rows.append({"level": level, "original": latency_stats(times[0]), "alone": latency_stats(times[1]),
+                     "steerable": latency_stats(times[2]),
+                     "steerable_over_alone": pair_ratios(times[2], times[1]),
+                     "steerable_over_original": pair_ratios(times[2], times[0]),
+                     "conv_macs": None if macs is None else macs["rewritten_conv_macs_with_overheads"] / len(x),
+                     "conv_mac_cut": 0.0 if macs is None else macs["conv_mac_reduction_with_overheads"]})
+    say("timing with the level changed before every call ...")
+    switching = _rotate([(steer, {name: x, LEVEL_INPUT: np.array(level, np.float32)}) for level in levels],
+                        repeats, warmup, clock)
+    for row, samples in zip(rows, switching):
+        row["switching"] = latency_stats(samples)
+    return {"levels": rows, "batch": list(x.shape), "threads": threads, "repeats": repeats, "warmup": warmup}
+
+
+def _rotate(feeds, repeats: int, warmup: int, clock) -> list:
+    """Milliseconds per run of each (session, feed), run in turn; the starting one rotates every round."""
+    for _ in range(warmup):
+        for session, feed in feeds:
+            session.run(None, feed)
+    times = [[] for _ in feeds]
+    for i in range(repeats):
+        for k in range(len(feeds)):
+            j = (i + k) % len(feeds)
+            session, feed = feeds[j]
+            t0 = clock()
+            session.run(None, feed)
+            times[j].append(1e3 * (clock() - t0))
+    return times
