@@ -278,3 +278,20 @@ def test_levels_of_eval_need_a_steerable_model(cli_files, capsys):
     code, out, err = run(["eval", cli_files / "net.onnx", "--levels", "0,1", "--data-dir", cli_files / "fmnist",
                           "--limit", 8], capsys)
     assert code != 0 and "steerable" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_example_of_docs_steerable_md_runs(tmp_path):
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "steerable.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    assert len(blocks) == 1 and '"resnet18_steerable.onnx"' in blocks[0]
+    model = tmp_path / "steerable.onnx"
+    onnx.save(steer_model(net_model(12, 12), net_plans(net_model(12, 12)))[0], str(model))
+    out = subprocess.run([sys.executable, "-c", blocks[0].replace('"resnet18_steerable.onnx"', repr(str(model)))],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:4] == ["0.0 (1, 10)", "0.5 (1, 10)", "1.0 (1, 10)", "refused: True"]
