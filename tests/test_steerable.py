@@ -295,3 +295,11 @@ def test_the_example_of_docs_steerable_md_runs(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:4] == ["0.0 (1, 10)", "0.5 (1, 10)", "1.0 (1, 10)", "refused: True"]
+
+
+def test_one_l_everywhere_offers_levels_zero_and_one(cli_files, capsys):
+    out_file = cli_files / "uniform.onnx"
+    code, out, err = run(["rewrite", cli_files / "net.onnx", out_file, "--steerable", "-L", 6, "--min-channels", 1,
+                          "--force"], capsys)
+    assert code == 0, err
+    assert [e["level"] for e in level_info(onnx.load(str(out_file)))["levels"]] == [0.0, 1.0]

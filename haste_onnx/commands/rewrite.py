@@ -95,7 +95,10 @@ def _steerable(args, source, plan, probe):
     from ..rewrite import rewrite_model
     from ..rewrite.steer import steer_model
 
-    wanted = args.levels if args.levels is not None else list(DEFAULT_LEVELS)
+    from ..probe import Allocation
+
+    ranked = isinstance(probe, Allocation)  # without a probe nothing ranks the layers: levels 0 and 1
+    wanted = args.levels if args.levels is not None else list(DEFAULT_LEVELS) if ranked else [0.0, 1.0]
     if wanted[-1] < 1:
         wanted = wanted + [1.0]
     plans = level_plans(plan, probe, wanted)
