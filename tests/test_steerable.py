@@ -303,3 +303,23 @@ def test_one_l_everywhere_offers_levels_zero_and_one(cli_files, capsys):
                           "--force"], capsys)
     assert code == 0, err
     assert [e["level"] for e in level_info(onnx.load(str(out_file)))["levels"]] == [0.0, 1.0]
+
+
+def test_a_folded_batchnorm_gets_the_branch_its_own_weights_and_strip_still_gives_the_original():
+    from models_inline import bn_model
+
+    original = bn_model()
+    plans = [(level, plan_model(original, HashingOptions(hyperplanes=count), Policy(allow_first=True)))
+             for level, count in ((0.5, 10), (1.0, 4))]
+    model, _ = steer_model(original, plans)
+    check_model(model)
+    session = inference_session(model, threads=1)
+    x = np.random.default_rng(5).normal(size=(1, 16, 8, 8)).astype(np.float32)
+    expected = inference_session(original, threads=1).run(None, {"X": x})[0]
+    got = session.run(None, {"X": x, LEVEL_INPUT: np.array(0.0, np.float32)})[0]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    for level, plan in plans:
+        alone = inference_session(rewrite_model(original, plan)[0], threads=1).run(None, {"X": x})[0]
+        np.testing.assert_array_equal(session.run(None, {"X": x, LEVEL_INPUT: np.array(level, np.float32)})[0], alone)
+    stripped, _ = strip_model(model)
+    assert stripped.graph.SerializeToString() == original.graph.SerializeToString()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import onnx
 from onnx import defs
 
@@ -34,7 +35,9 @@ def choose_level(level: float, levels: Sequence[float]) -> int:
     problem = level_problem(float(level))
     if problem:
         raise ValueError(problem)
-    return max(i for i, offered in enumerate(levels) if offered <= level)
+    # compared in float32, as the kernel compares its float32 input with its float32 attribute
+    value = np.float32(level)
+    return max(i for i, offered in enumerate(levels) if np.float32(offered) <= value)
 
 
 def check_levels(levels: Sequence[float]) -> None:

@@ -65,6 +65,7 @@ def steer_model(original: onnx.ModelProto, levels: Sequence[Tuple[float, Plan]],
     steer.CopyFrom(original)
     main = steer.graph
     del main.node[:]
+    del main.value_info[:]  # the original's intermediate tensors now live in branch 0
     taken = set().union(*(all_names(m) for m in models))
     shared = {i.name: i for i in original.graph.initializer}
     outputs = [o.name for o in original.graph.output]
@@ -128,6 +129,7 @@ def select_level(model: onnx.ModelProto, level: float) -> onnx.ModelProto:
     main = plain.graph
     del main.node[:]
     main.node.extend(branch.node)
+    del main.value_info[:]
     main.value_info.extend(branch.value_info)
     keep_inits = [i for i in main.initializer if i.name != LEVEL_INPUT and not i.name.startswith(f"{LEVEL_INPUT}/")]
     del main.initializer[:]
@@ -204,12 +206,12 @@ def _branch(graph: onnx.GraphProto, shared: Dict[str, onnx.TensorProto], outputs
         same = shared.get(init.name)
         if same is not None and _identical(same, init):
             continue
-        if same is not None:
-            new = unique_name(f"{init.name}/{label}", taken)
-            _rename(branch, init.name, new, outputs_too=False)
-            init = onnx.TensorProto()
-            init.CopyFrom(next(i for i in graph.initializer if i.name == same.name))
-            init.name = new
+        if same is not None:  # changed by the rewrite (a folded BatchNormalization): the branch's own copy
+            renamed = onnx.TensorProto()
+            renamed.CopyFrom(init)
+            renamed.name = unique_name(f"{init.name}/{label}", taken)
+            _rename(branch, init.name, renamed.name, outputs_too=False)
+            init = renamed
         own.append(init)
     del branch.initializer[:]
     branch.initializer.extend(own)
