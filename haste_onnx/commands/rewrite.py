@@ -47,7 +47,8 @@ def run(args) -> int:
         raise UsageError(f"--method {args.method} makes no HASTE plan: --save-plan and --plan are for haste "
                          "or a +haste method")
     loaded = load_model(resolve_model(args.model)[0])
-    external = args.external_data or loaded.has_external_data
+    # a steerable model's branches each hold the weights: stored once, in OUT.data (save_model's deduplicate)
+    external = args.external_data or loaded.has_external_data or args.steerable
     out = check_output_path(args.output, args.force, loaded, external)
     # the probe's progress, for a person watching: stderr otherwise holds only an error line
     say = progress_printer(sys.stderr.isatty() and not args.json)
@@ -79,7 +80,7 @@ def run(args) -> int:
         if not args.no_load_check:
             check_load(path, with_library=True)
 
-    save_model(model, out, external_data=external, check=check)
+    save_model(model, out, external_data=external, check=check, deduplicate=bool(levels))
     if args.save_plan:
         save_plan(plan, args.save_plan)
         for level, level_plan in levels:

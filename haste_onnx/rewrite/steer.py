@@ -2,22 +2,26 @@
 
 Patterns handled: any model `rewrite_model` accepts, with plans for levels
 0 = l_0 < l_1 < ... <= 1 (level 0: the empty plan, the original). The result:
-- the main graph keeps the original's inputs and every initializer (the
-  weights, stored once), plus the float32 scalar input `haste_level` whose
-  initializer of the same name holds the default level (ONNX: an
-  initializer with an input's name is the input's default, so the input
-  may be left out);
+- the main graph keeps the original's inputs (those that are not weights),
+  plus the float32 scalar input `haste_level` whose initializer of the same
+  name holds the default level (ONNX: an initializer with an input's name is
+  the input's default, so the input may be left out);
 - `haste::HasteLevel(haste_level)` -> the index of the largest offered level
   at most the value (an error for NaN or outside [0, 1]); `Equal` per level;
 - a chain of `If` nodes whose branch i is the whole model rewritten with
-  plan i (branch 0: the original nodes, unchanged). Branches read the main
-  graph's weights as outer-scope values; what a branch needs beyond them
-  (hyperplanes, a weight the rewrite changed) is an initializer of that
-  branch. The last If writes the original's output names.
-Consecutive levels with the same plan share one branch (the first such
+  plan i (branch 0: the original graph, unchanged), each branch holding the
+  initializers it reads, so that onnxruntime optimises every branch's Convs
+  as in a model of its own (its NCHWc layout only takes a Conv whose weights
+  are initializers of the Conv's own graph). The last If writes the
+  original's output names.
+In memory the weights are then held by every branch; on disk they are
+stored once: `model_io.save_model(..., deduplicate=True)` writes each
+distinct tensor once into the external data file and points every copy at
+it. Consecutive levels with the same plan share one branch (the first such
 level is the one offered). The levels, what each replaces and the default
-are stored in metadata_props under `haste_levels` (JSON); `strip_steerable`
-and `select_level` read them to give back the original or one level alone.
+are stored in metadata_props under `haste_levels` (JSON); `select_level`
+gives one level back as a model of its own (level 0: the original), which is
+what `strip` returns.
 """
 from __future__ import annotations
 
@@ -64,12 +68,14 @@ def steer_model(original: onnx.ModelProto, levels: Sequence[Tuple[float, Plan]],
     steer = onnx.ModelProto()
     steer.CopyFrom(original)
     main = steer.graph
-    del main.node[:]
-    del main.value_info[:]  # the original's intermediate tensors now live in branch 0
+    weights = {i.name for i in original.graph.initializer}
+    inputs = [i for i in main.input if i.name not in weights]  # weights listed as inputs (IR < 4) go too
+    for field in (main.node, main.value_info, main.initializer, main.input):
+        del field[:]  # the original's nodes, tensors and weights now live in branch 0
+    main.input.extend(inputs)
     taken = set().union(*(all_names(m) for m in models))
-    shared = {i.name: i for i in original.graph.initializer}
     outputs = [o.name for o in original.graph.output]
-    branches = [_branch(m.graph, shared, outputs, f"level{i}", taken) for i, m in enumerate(models)]
+    branches = [_branch(m.graph, outputs, f"level{i}", taken) for i, m in enumerate(models)]
 
     level_init = numpy_helper.from_array(np.array(default_level, np.float32), LEVEL_INPUT)
     if LEVEL_INPUT in taken:
@@ -131,9 +137,8 @@ def select_level(model: onnx.ModelProto, level: float) -> onnx.ModelProto:
     main.node.extend(branch.node)
     del main.value_info[:]
     main.value_info.extend(branch.value_info)
-    keep_inits = [i for i in main.initializer if i.name != LEVEL_INPUT and not i.name.startswith(f"{LEVEL_INPUT}/")]
     del main.initializer[:]
-    main.initializer.extend(keep_inits + list(branch.initializer))
+    main.initializer.extend(branch.initializer)
     inputs = [i for i in main.input if i.name != LEVEL_INPUT]
     del main.input[:]
     main.input.extend(inputs)
@@ -145,19 +150,7 @@ def select_level(model: onnx.ModelProto, level: float) -> onnx.ModelProto:
     if chosen == 0:
         for i in reversed([i for i, op in enumerate(plain.opset_import) if op.domain == DOMAIN]):
             del plain.opset_import[i]
-    used = {name for node in main.node for name in _reads_all(node)} | {o.name for o in main.output}
-    kept = [i for i in main.initializer if i.name in used]
-    del main.initializer[:]
-    main.initializer.extend(kept)
     return plain
-
-
-def _reads_all(node: onnx.NodeProto) -> set:
-    names = set(node.input)
-    for _, sub in subgraphs(node):
-        for inner in sub.node:
-            names |= _reads_all(inner)
-    return names
 
 
 def _find_branch(graph: onnx.GraphProto, index: int, count: int) -> onnx.GraphProto:
@@ -193,40 +186,19 @@ def _level_json(level: float, plan: Optional[Plan]) -> dict:
     return doc
 
 
-def _branch(graph: onnx.GraphProto, shared: Dict[str, onnx.TensorProto], outputs: List[str], label: str,
-            taken: set) -> onnx.GraphProto:
-    """`graph` as an If branch: no inputs (the main graph's are outer scope), the initializers the main graph
-    holds alike dropped, one that differs renamed, output names made the branch's own."""
+def _branch(graph: onnx.GraphProto, outputs: List[str], label: str, taken: set) -> onnx.GraphProto:
+    """`graph` as an If branch: no inputs (the main graph's are outer scope; inputs that name initializers,
+    IR < 4, are just those initializers here), its initializers its own, its output names its own."""
     branch = onnx.GraphProto()
     branch.CopyFrom(graph)
     branch.name = f"{graph.name or 'graph'}/{label}"
     del branch.input[:]
-    own = []
-    for init in graph.initializer:
-        same = shared.get(init.name)
-        if same is not None and _identical(same, init):
-            continue
-        if same is not None:  # changed by the rewrite (a folded BatchNormalization): the branch's own copy
-            renamed = onnx.TensorProto()
-            renamed.CopyFrom(init)
-            renamed.name = unique_name(f"{init.name}/{label}", taken)
-            _rename(branch, init.name, renamed.name, outputs_too=False)
-            init = renamed
-        own.append(init)
-    del branch.initializer[:]
-    branch.initializer.extend(own)
     for name in outputs:
         _rename(branch, name, unique_name(f"{name}/{label}", taken))
     return branch
 
 
-def _identical(a: onnx.TensorProto, b: onnx.TensorProto) -> bool:
-    if a.data_type != b.data_type or list(a.dims) != list(b.dims):
-        return False
-    return numpy_helper.to_array(a).tobytes() == numpy_helper.to_array(b).tobytes()
-
-
-def _rename(graph: onnx.GraphProto, old: str, new: str, outputs_too: bool = True) -> None:
+def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
     """Every use of tensor `old` in `graph` (and reads in its subgraphs) now names `new`."""
     for node in graph.node:
         for i, name in enumerate(node.input):
@@ -236,8 +208,8 @@ def _rename(graph: onnx.GraphProto, old: str, new: str, outputs_too: bool = True
             if name == old:
                 node.output[i] = new
         for _, sub in subgraphs(node):
-            _rename(sub, old, new, outputs_too)
-    for value in list(graph.value_info) + (list(graph.output) if outputs_too else []):
+            _rename(sub, old, new)
+    for value in list(graph.value_info) + list(graph.output):
         if value.name == old:
             value.name = new
 
