@@ -195,10 +195,13 @@ def _save_deduplicated(model: onnx.ModelProto, path: Path, data_name: str, thres
     stored = {}
     with open(path.parent / data_name, "wb") as data:
         for tensor in external_data_helper._get_all_tensors(copy):
+            if tensor.data_type == onnx.TensorProto.STRING or tensor.data_location == onnx.TensorProto.EXTERNAL:
+                continue
             if not tensor.HasField("raw_data"):
-                if tensor.data_type == onnx.TensorProto.STRING:
+                array = numpy_helper.to_array(tensor)
+                if array.nbytes < threshold:
                     continue
-                tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor), tensor.name))
+                tensor.CopyFrom(numpy_helper.from_array(array, tensor.name))
             if len(tensor.raw_data) < threshold:
                 continue
             key = hashlib.sha256(tensor.raw_data).digest()
