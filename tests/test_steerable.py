@@ -342,3 +342,16 @@ def test_a_folded_batchnorm_gets_the_branch_its_own_weights_and_strip_still_give
         np.testing.assert_array_equal(session.run(None, {"X": x, LEVEL_INPUT: np.array(level, np.float32)})[0], alone)
     stripped, _ = strip_model(model)
     assert stripped.graph.SerializeToString() == original.graph.SerializeToString()
+
+
+def test_bench_and_eval_count_the_same_macs_per_image(cli_files, capsys):
+    model = cli_files / "steerable.onnx"
+    onnx.save(steer_model(net_model(12, 12), net_plans(net_model(12, 12)))[0], str(model))
+    code, out, err = run(["bench", model, "--levels", "1", "--data-dir", cli_files / "fmnist", "--batch", 4,
+                          "--repeats", 2, "--warmup", 0, "--threads", 1, "--json"], capsys)
+    assert code == 0, err
+    bench_macs = json.loads(out)["levels"][0]["conv_macs"]
+    code, out, err = run(["eval", model, "--levels", "1", "--data-dir", cli_files / "fmnist", "--limit", 4, "--json"],
+                         capsys)
+    assert code == 0, err
+    assert bench_macs == pytest.approx(json.loads(out)["levels"][0]["totals"]["rewritten_conv_macs_with_overheads"])

@@ -127,7 +127,7 @@ def bench_levels(model: onnx.ModelProto, x: np.ndarray, levels: Sequence[float],
                      "steerable": latency_stats(times[2]),
                      "steerable_over_alone": pair_ratios(times[2], times[1]),
                      "steerable_over_original": pair_ratios(times[2], times[0]),
-                     "conv_macs": None if macs is None else macs["rewritten_conv_macs_with_overheads"] / len(x),
+                     "conv_macs": None if macs is None else macs["rewritten_conv_macs_with_overheads"],  # per image
                      "conv_mac_cut": 0.0 if macs is None else macs["conv_mac_reduction_with_overheads"]})
     say("timing with the level changed before every call ...")
     switching = _rotate([(steer, {name: x, LEVEL_INPUT: np.array(level, np.float32)}) for level in levels],
