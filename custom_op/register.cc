@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "haste_conv_op.h"
+#include "haste_level_op.h"
 #ifdef HASTE_WITH_CUDA
 #include "haste_conv_cuda_op.h"
 #endif
@@ -35,12 +36,15 @@ RegisterCustomOps(OrtSessionOptions* options, const OrtApiBase* api_base) {
   haste::g_ort = api;
 
   static haste::HasteConvOp haste_conv_cpu;
+  static haste::HasteLevelOp haste_level;
 
   std::lock_guard<std::mutex> lock(g_domains_mutex);
   OrtCustomOpDomain* domain = nullptr;
   if (OrtStatus* status = api->CreateCustomOpDomain(kDomain, &domain)) return status;
   g_domains.push_back(domain);
   if (OrtStatus* status = api->CustomOpDomain_Add(domain, &haste_conv_cpu)) return status;
+  // The level of a steerable model (docs/steerable.md): CPU only, read on the CPU with every provider.
+  if (OrtStatus* status = api->CustomOpDomain_Add(domain, &haste_level)) return status;
 #ifdef HASTE_WITH_CUDA
   // The same op for the CUDAExecutionProvider; a CPU-only onnxruntime never uses it.
   static haste::HasteConvCudaOp haste_conv_cuda;

@@ -125,8 +125,11 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def save_model(model: onnx.ModelProto, out, external_data: bool = False,
-               check: Optional[Callable[[str], None]] = None) -> None:
+               check: Optional[Callable[[str], None]] = None, deduplicate: bool = False) -> None:
     """Write `model` to `out` atomically, with external data in `<out>.data` if asked or needed.
+
+    `deduplicate` (implies external data): tensors with the same bytes are stored once in `<out>.data`, every
+    copy pointing at the same bytes (a steerable model's branches each hold the weights: rewrite/steer.py).
 
     Everything is written into a temporary folder beside `out`; `check` (if
     given) runs on the temporary file; only then are the files moved into
@@ -135,7 +138,7 @@ def save_model(model: onnx.ModelProto, out, external_data: bool = False,
     """
     out = Path(out)
     parent = out.parent if str(out.parent) else Path(".")
-    external_data = external_data or model.ByteSize() >= EXTERNAL_DATA_THRESHOLD
+    external_data = external_data or deduplicate or model.ByteSize() >= EXTERNAL_DATA_THRESHOLD
     try:
         tmpdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
     except OSError as err:
@@ -144,7 +147,9 @@ def save_model(model: onnx.ModelProto, out, external_data: bool = False,
         tmp_model = tmpdir / out.name
         data_name = data_file_for(out).name
         try:
-            if external_data:
+            if deduplicate:
+                _save_deduplicated(model, tmp_model, data_name)
+            elif external_data:
                 copy = onnx.ModelProto()
                 copy.CopyFrom(model)
                 onnx.save_model(copy, str(tmp_model), save_as_external_data=True, all_tensors_to_one_file=True,
@@ -178,6 +183,42 @@ def save_model(model: onnx.ModelProto, out, external_data: bool = False,
             raise OutputError(f"{out}: cannot move the result into place: {err.strerror or err}") from err
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _save_deduplicated(model: onnx.ModelProto, path: Path, data_name: str, threshold: int = 1024) -> None:
+    """`model` at `path` with every tensor of `threshold` bytes or more in `data_name` beside it, each distinct
+    content once (page-aligned, so onnxruntime may map it); copies point at the same offset."""
+    from onnx import external_data_helper, numpy_helper
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    stored = {}
+    with open(path.parent / data_name, "wb") as data:
+        for tensor in external_data_helper._get_all_tensors(copy):
+            if tensor.data_type == onnx.TensorProto.STRING or tensor.data_location == onnx.TensorProto.EXTERNAL:
+                continue
+            if not tensor.HasField("raw_data"):
+                array = numpy_helper.to_array(tensor)
+                if array.nbytes < threshold:
+                    continue
+                tensor.CopyFrom(numpy_helper.from_array(array, tensor.name))
+            if len(tensor.raw_data) < threshold:
+                continue
+            key = hashlib.sha256(tensor.raw_data).digest()
+            if key not in stored:
+                data.write(b"\0" * (-data.tell() % 4096))
+                stored[key] = (data.tell(), len(tensor.raw_data))
+                data.write(tensor.raw_data)
+            offset, length = stored[key]
+            external_data_helper.set_external_data(tensor, data_name, offset, length)
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+            tensor.ClearField("raw_data")
+        data.flush()
+        os.fsync(data.fileno())
+    with open(path, "wb") as f:
+        f.write(copy.SerializeToString())
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_text_atomic(path, text: str) -> None:

@@ -18,6 +18,7 @@ import time
 from .args import add_data, add_hashing, add_output_format, add_runtime, add_selection, ranged
 from .probe_args import add_inputs, add_probe, decide_plan
 from .static_args import add_static
+from .steer_args import add_level_sweep
 from .tables import format_table
 
 HELP = "time the original and the rewritten model (latency, ideal vs measured speed-up, per layer, memory)"
@@ -55,6 +56,7 @@ def configure(parser) -> None:
     add_inputs(parser)
     add_selection(parser)
     add_static(parser)
+    add_level_sweep(parser)
     add_output_format(parser)
 
 
@@ -85,6 +87,9 @@ def run(args) -> int:
     else:
         loaded, entry, images, _, data_info = load_model_and_data(args, fetch=not args.no_fetch, say=say)
         feed = None
+    if args.levels is not None:
+        refuse_together(args, "levels", HASHING_DESTS + SELECTION_DESTS + PROBE_DESTS + ("against", "inputs"))
+        return bench_levels(args, loaded, images, data_info, None if args.json else say)
     if getattr(args, "method", "haste") != "haste":
         refuse_together(args, "method", ("against", "inputs"))
         return bench_static(args, loaded, entry, images, data_info, None if args.json else say)
@@ -111,6 +116,39 @@ def run(args) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print(format_bench(doc))
+    return 0
+
+
+def bench_levels(args, loaded, images, data_info, say) -> int:
+    """--levels: one session of a steerable model timed at each level against the original and the level's
+    branch alone (measure/levels.py)."""
+    from ..errors import InputError
+    from ..measure import levels
+    from ..measure.timing import batch_of
+    from ..measure.versions import machine_versions
+
+    x, _ = batch_of(images, args.batch)
+    clock = time.process_time if args.cpu_time else time.perf_counter
+    try:
+        result = levels.bench_levels(loaded.model, x, args.levels, args.threads, args.repeats, args.warmup, clock,
+                                     say)
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    doc = {"command": "bench", "model": str(loaded.path), "versions": machine_versions(), "data": data_info,
+           "clock": "process CPU time" if args.cpu_time else "wall", **result}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    rows = [(f"{r['level']:g}", _ms(r["original"]["median_ms"]), _ms(r["alone"]["median_ms"]),
+             _ms(r["steerable"]["median_ms"]), _x(r["steerable_over_alone"]["median"]),
+             _x(r["steerable_over_original"]["median"]), _ms(r["switching"]["median_ms"]),
+             "-" if r["conv_macs"] is None else f"{r['conv_macs'] / 1e6:.2f} M", _pct(r["conv_mac_cut"]))
+            for r in result["levels"]]
+    print(f"batch {args.batch}, {args.threads} thread(s), {doc['clock']}, {args.repeats} rounds (medians, ms per run)")
+    print(format_table(["level", "original", "level alone", "steerable", "steerable/alone", "steerable/original",
+                        "switching", "conv MACs/image", "cut"], rows, right=(1, 2, 3, 4, 5, 6, 7, 8)))
+    print("level alone: the level's branch as a model of its own (the separately rewritten model); switching: the "
+          "steerable session with the level changed before every call; ratios: medians of per-round ratios")
     return 0
 
 

@@ -12,6 +12,7 @@ from .args import (add_data, add_hashing, add_output_format, add_runtime, add_se
                    refuse_together)
 from .probe_args import add_inputs, add_probe, decide_plan
 from .static_args import add_static, static_pass
+from .steer_args import add_level_sweep
 from .tables import format_table
 
 HELP = "accuracy and measured conv MACs of a model before and after the rewrite, on real data"
@@ -31,6 +32,7 @@ def configure(parser) -> None:
         help="run the rewrite with each of these base seeds (instead of --seed) and report mean and spread")
     add_selection(parser)
     add_static(parser)
+    add_level_sweep(parser)
     add_output_format(parser)
 
 
@@ -79,6 +81,8 @@ def run(args) -> int:
     refuse_together(args, "seeds", ("seed",))
     loaded, entry, images, labels, data_info = load_model_and_data(args)
     progress = progress_printer(not args.json)
+    if args.levels is not None:
+        return eval_levels(args, loaded, entry, images, labels, data_info, progress)
     source, static = static_pass(args, loaded.model, args.threads, data_info["mean"], data_info["std"], progress)
     if static is not None:
         return eval_static(args, loaded, entry, images, labels, data_info, source, static, progress)
@@ -102,6 +106,33 @@ def run(args) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print(format_result(doc))
+    return 0
+
+
+def eval_levels(args, loaded, entry, images, labels, data_info, progress) -> int:
+    """--levels: a steerable model measured at each level (measure/levels.py)."""
+    from ..errors import InputError
+    from ..measure.levels import evaluate_levels, levels_text
+    from ..measure.versions import versions
+    from .args import HASHING_DESTS, SELECTION_DESTS
+    from .probe_args import PROBE_DESTS
+
+    refuse_together(args, "levels", HASHING_DESTS + PROBE_DESTS + SELECTION_DESTS + ("seeds",))
+    try:
+        result = evaluate_levels(loaded.model, images, labels, args.levels, args.batch, args.threads,
+                                 progress=progress)
+    except ValueError as err:
+        raise InputError(str(err)) from err
+    doc = {"command": "eval", "model": str(loaded.path), "versions": versions(), "data": data_info, **result}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    o = result["original"]
+    print(format_table(["level", "runs", "HasteConv", "top-1", "difference", "agreement", "conv MACs/image",
+                        "cut"], levels_text(result), right=(2, 3, 4, 5, 6, 7)))
+    print(f"original: top-1 {100 * o['accuracy']:.2f}% on {result['images']} images, {o['conv_macs'] / 1e6:.2f} M "
+          "conv MACs per image; MACs measured by the kernel's counters (overheads counted), accuracy from one "
+          "session of the steerable model")
     return 0
 
 

@@ -4,13 +4,16 @@ MACs are dense multiply-accumulates per image (batch item):
 `C_out * C_in/group * kH * kW * H_out * W_out`, also for HasteConv layers
 (what the layer would cost as a Conv). A layer whose spatial size is unknown
 (dynamic dimensions) shows `?` and is left out of the totals.
+
+A steerable model (rewrite --steerable) shows the levels it offers, and the
+layers of its strongest level (the branch that level 1 runs).
 """
 from __future__ import annotations
 
 import json
 
 from .args import add_model_input, add_output_format
-from .tables import dims, format_table, macs
+from .tables import dims, format_table, levels_table, macs
 
 HELP = "show op counts, conv MACs and the HasteConv settings of each layer"
 
@@ -25,9 +28,14 @@ def run(args) -> int:
     from ..model_io import load_model
     from ..zoo import resolve_model
 
+    from ..rewrite.steer import level_info, select_level
+
     loaded = load_model(resolve_model(args.model)[0])
-    info = model_info(loaded.model)
+    levels = level_info(loaded.model)
+    info = model_info(loaded.model if levels is None else select_level(loaded.model, 1.0))
     info = {"model": str(args.model), "external_data": [str(p) for p in loaded.external_files], **info}
+    if levels is not None:
+        info["steerable"] = levels
     static = next((p.value for p in loaded.model.metadata_props if p.key == "haste_onnx.static"), None)
     if static:
         info["static"] = json.loads(static)
@@ -43,6 +51,9 @@ def format_info(info: dict) -> str:
     parts = [f"model: {info['model']} (IR {info['ir_version']}; opsets {opsets}; {info['nodes']} nodes)"]
     if info.get("external_data"):
         parts.append(f"external data: {', '.join(info['external_data'])}")
+    if info.get("steerable"):
+        parts += ["", "steerable: the levels it offers (haste_level)", levels_table(info["steerable"]), "",
+                  "the strongest level's branch (level 1):"]
     parts.append("")
     parts.append(format_table(["op", "count"], list(info["op_counts"].items()), right=(1,)))
     if info["layers"]:

@@ -1,7 +1,8 @@
 """`haste-onnx rewrite IN OUT`: replace eligible Convs by HasteConv.
 
 Steps: load IN (with external data) -> check OUT may be written -> the plan
-(`--plan FILE`, or the layer policy then the probe) -> rewrite -> write into
+(`--plan FILE`, or the layer policy then the probe) -> rewrite (`--steerable`:
+one rewrite per level and the If chain of rewrite/steer.py) -> write into
 a temporary folder beside OUT -> onnx.checker and an onnxruntime load with the
 op library on that file -> move into place -> `--save-plan` -> print the
 per-layer table and summary lines (or one JSON object with `--json`).
@@ -16,6 +17,7 @@ from .args import (add_hashing, add_model_input, add_model_output, add_output_fo
                    progress_printer)
 from .probe_args import add_inputs, add_probe, decide_plan
 from .static_args import add_static, static_pass
+from .steer_args import DEFAULT_LEVELS, add_steering, level_plan_path
 from .tables import layers_table
 
 HELP = "replace eligible Conv layers by HasteConv"
@@ -31,6 +33,7 @@ def configure(parser) -> None:
     add_selection(parser)
     add_static(parser)
     add_int8(parser)
+    add_steering(parser)
     add_output_format(parser)
 
 
@@ -46,10 +49,15 @@ def run(args) -> int:
         raise UsageError(f"--method {args.method} makes no HASTE plan: --save-plan and --plan are for haste "
                          "or a +haste method")
     loaded = load_model(resolve_model(args.model)[0])
-    external = args.external_data or loaded.has_external_data
+    # a steerable model's branches each hold the weights: stored once, in OUT.data (save_model's deduplicate)
+    external = args.external_data or loaded.has_external_data or args.steerable
     out = check_output_path(args.output, args.force, loaded, external)
     # the probe's progress, for a person watching: stderr otherwise holds only an error line
     say = progress_printer(sys.stderr.isatty() and not args.json)
+    if not args.steerable and (args.levels is not None or args.default_level is not None):
+        raise UsageError("--levels and --default-level are for --steerable")
+    if args.steerable and (args.method != "haste" or args.int8):
+        raise UsageError("--steerable is for --method haste without --int8")
     source, static = static_pass(args, loaded.model, progress=say)
     source, int8 = int8_pass(args, source, progress=say)
     if static is not None and "+" not in args.method:
@@ -57,8 +65,12 @@ def run(args) -> int:
     plan, probe = decide_plan(args, source, progress=say)
     if static is not None:
         plan = plan.with_layers({}, static=static.to_json()["static"])
+    levels = []
     try:
-        model, report = rewrite_model(source, plan)
+        if args.steerable:
+            model, levels, report = _steerable(args, source, plan, probe)
+        else:
+            model, report = rewrite_model(source, plan)
     except RejectedWithReport as err:
         if int8 is not None and int8.model is not None:  # int8 alone (or with a static pass) did the work
             return _write_plain(args, source, static, int8, out, external, haste=(err.report, plan, probe))
@@ -73,11 +85,33 @@ def run(args) -> int:
         if not args.no_load_check:
             check_load(path, with_library=True)
 
-    save_model(model, out, external_data=external, check=check)
+    save_model(model, out, external_data=external, check=check, deduplicate=bool(levels))
     if args.save_plan:
         save_plan(plan, args.save_plan)
-    _print(args, report, plan, out, written=True, probe=probe, static=static, int8=int8)
+        for level, level_plan in levels:
+            if level < 1:
+                save_plan(level_plan, level_plan_path(args.save_plan, level))
+    _print(args, report, plan, out, written=True, probe=probe, static=static, int8=int8,
+           model=model if levels else None)
     return 0
+
+
+def _steerable(args, source, plan, probe):
+    """(steerable model, [(level, plan)], level 1's report): one rewrite per level, then the If chain."""
+    from ..probe.levels import level_plans
+    from ..rewrite import rewrite_model
+    from ..rewrite.steer import steer_model
+
+    from ..probe import Allocation
+
+    ranked = isinstance(probe, Allocation)  # without a probe nothing ranks the layers: levels 0 and 1
+    wanted = args.levels if args.levels is not None else list(DEFAULT_LEVELS) if ranked else [0.0, 1.0]
+    if wanted[-1] < 1:
+        wanted = wanted + [1.0]
+    plans = level_plans(plan, probe, wanted)
+    _, report = rewrite_model(source, plan)  # level 1 alone: the table, and RejectedWithReport for nothing to do
+    model, _ = steer_model(source, plans, 1.0 if args.default_level is None else args.default_level)
+    return model, plans, report
 
 
 def _write_plain(args, model, static, int8, out, external, haste=None) -> int:
@@ -127,14 +161,23 @@ def _nothing(haste) -> str:
     return why or report.summary_line()
 
 
-def _print(args, report, plan, out, written: bool, probe=None, static=None, int8=None) -> None:
+def _print(args, report, plan, out, written: bool, probe=None, static=None, int8=None,
+           model=None) -> None:
+    """The report; `model`: a steerable model, whose levels follow."""
+    from ..rewrite.steer import level_info
+    from .tables import levels_table
+
+    steer = level_info(model) if model is not None else None
     if args.json:
         doc = {**(static.to_json() if static is not None else {}),
-               **({"int8": int8.to_json()} if int8 is not None else {}), "command": "rewrite", "input": str(args.model), "output": str(out) if written else None,
+               **({"int8": int8.to_json()} if int8 is not None else {}),
+               "command": "rewrite", "input": str(args.model), "output": str(out) if written else None,
                "load_check": None if not written else ("skipped" if args.no_load_check else "onnxruntime"),
                "plan_file": args.plan, "saved_plan": args.save_plan if written else None, **report.to_json()}
         if probe is not None:
             doc["allocation"] = probe.to_json()
+        if steer is not None:
+            doc["steerable"] = steer
         print(json.dumps(doc, indent=2))
         return
     if static is not None:
@@ -159,6 +202,8 @@ def _print(args, report, plan, out, written: bool, probe=None, static=None, int8
         lines.append(f"wrote {out} ({check})")
         if args.save_plan:
             lines.append(f"wrote the plan to {args.save_plan}")
+    if steer is not None:
+        lines += ["", levels_table(steer)]
     print("\n".join(lines))
     sys.stdout.flush()
 

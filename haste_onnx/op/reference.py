@@ -13,6 +13,7 @@ import numpy as np
 from onnx.reference.op_run import OpRun
 
 from .geometry import DEFAULT_TILE, DOMAIN, ConvAttrs, patch_size
+from .level import choose_level
 from .stats import STATS_SIZE
 
 
@@ -244,3 +245,15 @@ class HasteConv(OpRun):
             return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, stats, split, merge, Z, clamp), stats)
         return (haste_conv(X, W, B, hyperplanes, conv, tile, centering, magnitude_split=split, merge=merge, z=Z,
                            clamp=clamp),)
+
+
+class HasteLevel(OpRun):
+    """`haste::HasteLevel` (op/level.py) for the ReferenceEvaluator: the index of the level that runs."""
+
+    op_domain = DOMAIN
+
+    def _run(self, level, levels=None):  # noqa: D401
+        values = np.asarray(level, np.float32).reshape(-1)
+        if values.size != 1:
+            raise ValueError(f"haste_level must be one number (a scalar), got {values.size} values")
+        return (np.array(choose_level(float(values[0]), list(levels)), np.int64),)

@@ -1,4 +1,4 @@
-"""The ONNX OpSchema of haste::HasteConv, so onnx.checker and shape inference accept it."""
+"""The ONNX OpSchemas of haste::HasteConv (and HasteLevel, op/level.py), so onnx.checker and shape inference accept it."""
 from __future__ import annotations
 
 import onnx
@@ -116,7 +116,10 @@ def make_schema() -> defs.OpSchema:
 
 
 def register_schema() -> None:
-    """Register the schema with onnx once per process (idempotent)."""
-    if defs.has(OP_TYPE, DOMAIN):
-        return
-    defs.register_schema(make_schema())
+    """Register the schemas of HasteConv and HasteLevel with onnx once per process (idempotent)."""
+    from .level import LEVEL_OP, make_level_schema
+
+    if not defs.has(OP_TYPE, DOMAIN):
+        defs.register_schema(make_schema())
+    if not defs.has(LEVEL_OP, DOMAIN):
+        defs.register_schema(make_level_schema())

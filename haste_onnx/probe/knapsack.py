@@ -104,3 +104,17 @@ def choose_within(probes: List[LayerProbe], conv_macs: float, budget: float, res
     b = max(b for b, dist in enumerate(best) if dist <= budget + slack)  # b == 0 (all dense) always fits
     return totals(probes, _walk_back(probes, options, back, b), conv_macs)
 
+
+
+def choose_share(probes: List[LayerProbe], share: float, full: float, resolution: int = 4000,
+                 value: Callable = mac_saving) -> Dict[str, Optional[tuple]]:
+    """Per layer None (dense) or one of its choices: the least summed disturbance whose summed saving (`value`)
+    reaches `share` of `full` (a steerable model's level: a share of the top level's saving `full`). The same
+    knapsack as `choose`, over `value`; savings rounded down, so the real sum never falls short."""
+    step = full / resolution if full > 0 else 1.0
+    options = _options(probes, step, value)
+    reachable = sum(max((o[3] for o in opts), default=0) for opts in options)
+    need = min(reachable, int(math.ceil(share * resolution - 1e-9)))
+    best, back = _knapsack(options, reachable)
+    b = min(range(need, reachable + 1), key=lambda k: (best[k], k))
+    return _walk_back(probes, options, back, b)

@@ -6,6 +6,7 @@ One rule per module, applied by `rewrite_model` and `strip_model`:
 - `conv_to_haste`: the replacement itself, with one layer's settings;
 - `fuse_activation`: a following residual Add and Relu/Clip into HasteConv;
 - `strip`: HasteConv -> Conv;
+- `steer`: one steerable model from a plan per level (`--steerable`), and back;
 - `versions`: IR version and opset imports.
 `analysis` and `graphs` are the shared read-only views and edit helpers;
 `report` the per-layer table. What to replace comes from a plan
@@ -99,7 +100,16 @@ def _materialize(model: onnx.ModelProto, site: ConvSite, index: int) -> Optional
 
 
 def strip_model(model: onnx.ModelProto) -> Tuple[onnx.ModelProto, RewriteReport]:
-    """A copy of `model` with every HasteConv turned back into Conv; ModelRejected when there is none."""
+    """A copy of `model` with every HasteConv turned back into Conv; ModelRejected when there is none. A
+    steerable model gives back its level-0 branch: the original, exactly."""
+    from .steer import is_steerable, select_level
+
+    if is_steerable(model):
+        report = RewriteReport()
+        top = select_level(model, 1.0)
+        report.layers.extend(layer_row(site, "stripped", settings=haste_settings(site))
+                             for site in collect(top) if site.op != "Conv")
+        return select_level(model, 0.0), report
     work = onnx.ModelProto()
     work.CopyFrom(model)
     sites = [s for s in collect(work) if s.op != "Conv"]
