@@ -244,3 +244,23 @@ def test_haste_takes_only_the_layers_int8_left_float():
     y = inference_session(rewritten, threads=1).run(None, {"X": x})[0]
     ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]
     assert y.shape == ref.shape and np.isfinite(y).all()
+
+
+def test_detections_count_in_the_target_and_unseen_detections_refuse_int8():
+    from conftest import detect_model
+
+    small = {"y": {"mean": 0.01, "max": 0.02}}
+    target = FidelityTarget()
+    assert target.met({"top1_agreement": None, "detections_kept": None, "relative_error": small})
+    assert not target.met({"top1_agreement": None, "detections_kept": 0.5, "relative_error": small})
+    assert target.met({"top1_agreement": None, "detections_kept": 1.0, "relative_error": small})
+    model = detect_model()
+    for init in model.graph.initializer:  # scores of about 0: the original finds no box on any image
+        if init.name == "bh":
+            bias = numpy_helper.to_array(init).copy()
+            bias[4:] = -30.0
+            init.CopyFrom(numpy_helper.from_array(bias, "bh"))
+    x = np.random.default_rng(0).random((16, 3, 16, 16), dtype=np.float32)
+    choice = choose_int8(model, x, "test images", x, untimed())
+    assert choice.model is None and "detects objects" in choice.reason and "--calibration" in choice.reason
+    assert choice.fidelity["detection_outputs"] == 1 and choice.fidelity["detections_kept"] is None

@@ -27,8 +27,11 @@ class FidelityTarget:
     max_error: float = DEFAULT_MAX_ERROR
 
     def met(self, measured: dict) -> bool:
-        agreement = measured.get("top1_agreement")
-        return ((agreement is None or agreement >= self.min_agreement - 1e-12)
+        """Top-1 agreement (classifier outputs) and the share of detections kept (detection outputs whose
+        original found boxes on these images) at least `min_agreement`; every output's mean relative error
+        at most `max_error`."""
+        agreements = [measured.get("top1_agreement"), measured.get("detections_kept")]
+        return (all(a is None or a >= self.min_agreement - 1e-12 for a in agreements)
                 and all(e["mean"] <= self.max_error for e in measured["relative_error"].values()))
 
     def to_json(self) -> dict:
@@ -40,17 +43,29 @@ def is_classifier(shape) -> bool:
 
 
 def compare(reference: List[np.ndarray], outputs: List[np.ndarray], names: List[str]) -> dict:
-    """Top-1 agreement (over classifier outputs; None when there is none) and the relative error per output."""
-    agreements, errors = [], {}
+    """Top-1 agreement (over classifier outputs; None when there is none), the share of the original's
+    detections kept (over detection outputs, `measure.compare`: None when there is none, or when the original
+    found no box on these images: `detection_outputs` then says there were some), and the relative error per
+    output."""
+    from ..measure.compare import detection_agreement, output_kind
+
+    agreements, errors, kept, detection_outputs = [], {}, [], 0
     for name, a, b in zip(names, reference, outputs):
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        kind = output_kind(a.shape)
+        if kind in ("detection", "detection-boxes"):
+            detection_outputs += 1
+            found = detection_agreement(a, b, kind)["detections_kept"]
+            if found is not None:
+                kept.append(found)
         if is_classifier(a.shape):
             agreements.append(float(np.mean(a.argmax(axis=1) == b.argmax(axis=1))))
         per_image = (np.linalg.norm((a - b).reshape(len(a), -1), axis=1)
                      / np.maximum(np.linalg.norm(a.reshape(len(a), -1), axis=1), 1e-30))
         errors[name] = {"mean": float(per_image.mean()), "max": float(per_image.max())}
     return {"images": int(len(reference[0])) if reference else 0,
-            "top1_agreement": min(agreements) if agreements else None, "relative_error": errors}
+            "top1_agreement": min(agreements) if agreements else None, "relative_error": errors,
+            "detections_kept": min(kept) if kept else None, "detection_outputs": detection_outputs}
 
 
 class FidelityCheck:
@@ -84,6 +99,8 @@ def fidelity_text(measured: dict) -> str:
     worst = max(measured["relative_error"].items(), key=lambda kv: kv[1]["mean"])
     agreement = ("" if measured.get("top1_agreement") is None
                  else f"top-1 agreement {100 * measured['top1_agreement']:.1f}%, ")
+    if measured.get("detections_kept") is not None:
+        agreement += f"detections kept {100 * measured['detections_kept']:.1f}%, "
     return (f"{agreement}relative output error {worst[1]['mean']:.3f} (max {worst[1]['max']:.3f}) on "
             f"{measured['images']} probe images")
 

@@ -148,6 +148,11 @@ def choose_int8(model: onnx.ModelProto, calibration: np.ndarray, calibration_tex
         return quantized, measured
 
     chosen, measured = attempt(kept)
+    if measured.get("detection_outputs") and measured.get("detections_kept") is None:
+        return Int8Choice(None, rows, calibration_text, measured, target.to_json(), search,
+                          reason="the model detects objects, and the original finds none on these images, so "
+                                 "what int8 does to its detections cannot be checked: give --calibration DIR "
+                                 "with images it finds objects in")
     if not target.met(measured):
         say("int8: measuring the error each layer adds ...")
         errors = layer_errors(named, chosen, [n for n in layers if n not in kept],
