@@ -264,3 +264,11 @@ def test_detections_count_in_the_target_and_unseen_detections_refuse_int8():
     choice = choose_int8(model, x, "test images", x, untimed())
     assert choice.model is None and "detects objects" in choice.reason and "--calibration" in choice.reason
     assert choice.fidelity["detection_outputs"] == 1 and choice.fidelity["detections_kept"] is None
+
+
+def test_nothing_to_do_names_why_int8_was_not_used(tmp_path, capsys):
+    src = tmp_path / "in.onnx"
+    onnx.save(two_convs(outlier=False), str(src))
+    code, _, err = _cli(["rewrite", src, tmp_path / "o.onnx", "--int8", "--int8-images", "8", "--max-error", "0",
+                         "--range", "0,1", "--mean", "0", "--std", "1"], capsys)
+    assert code == 5 and "int8 not used: " in err and "HASTE: " in err and len(err.strip().splitlines()) == 1

@@ -76,6 +76,8 @@ def run(args) -> int:
             return _write_plain(args, source, static, int8, out, external, haste=(err.report, plan, probe))
         _print(args, err.report, plan, out, written=False, probe=probe, int8=int8)
         why = probe.nothing_to_do() if hasattr(probe, "nothing_to_do") else None
+        if int8 is not None:  # --int8 was asked for and not used: say why, beside HASTE's reason
+            raise ModelRejected(f"nothing to do: int8 not used: {int8.reason}; HASTE: {why or str(err)}") from err
         if why:
             raise ModelRejected(f"nothing to do: {why}") from err
         raise
