@@ -227,6 +227,8 @@ def test_int8_options_are_refused_where_they_mean_nothing(tmp_path, capsys):
     assert code == 2 and "--int8-images is for --int8" in err
     code, _, err = _cli(["rewrite", src, tmp_path / "o.onnx", "--int8", "--plan", tmp_path / "p.json"], capsys)
     assert code == 2 and "--int8" in err and "--plan" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _cli(["rewrite", src, tmp_path / "o.onnx", "--int8", "--steerable"], capsys)
+    assert code == 2 and "--steerable is for --method haste without --int8" in err
 
 
 def test_haste_takes_only_the_layers_int8_left_float():
