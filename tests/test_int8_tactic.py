@@ -201,6 +201,7 @@ def test_rewrite_int8_writes_a_plain_quantized_model_with_the_per_layer_table(tm
                            "0.9", "--range", "0,1", "--mean", "0", "--std", "1"], capsys)
     assert code == 0, err
     assert "tactic  float ms  int8 ms" in out and "weighted layer(s) quantized" in out and "data-free" in out
+    assert "warning: int8 was calibrated and checked on synthetic images only" in out
     code, out, err = _cli(["info", dst], capsys)
     assert code == 0 and "int8 (onnxruntime's quantize_static, QDQ per-channel U8S8): " in out
 

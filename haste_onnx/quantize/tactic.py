@@ -26,6 +26,11 @@ from .ort_int8 import QUANTIZATION, float_island, name_nodes, quantize_model, we
 from .sensitivity import layer_errors, most_hurt_first
 
 METADATA_KEY = "haste_onnx.int8"
+# Data-free int8 kept the shared Fashion-MNIST models' predictions, but changed many of real photo models'
+# (docs/suite.md: MobileNetV2 90% -> 45% top-1 with the check met on synthetic images): say so every time.
+SYNTHETIC_ONLY = ("\nwarning: int8 was calibrated and checked on synthetic images only; on real photos data-free int8 "
+                  "changed many predictions of some models (docs/int8.md): check yours with `haste-onnx compare "
+                  "ORIGINAL OUT --images DIR`, or calibrate with --calibration DIR")
 SENSITIVITY_IMAGES = 16  # images the per-layer errors are measured on
 SLOWER = "its int8 kernel is slower than the float one here"
 # A layer stays float for speed only when its int8 kernel is clearly slower: a float layer between int8 ones
@@ -70,7 +75,9 @@ class Int8Choice:
                 f"int8: all {len(self.layers)} weighted layer(s) quantized ") + (
                 f"with onnxruntime's quantize_static (QDQ, per-channel, U8S8), calibrated on {self.calibration}; "
                 f"{fidelity_text(self.fidelity)}" + (f"; int8 model {speed['median']:.2f}x the float one "
-                                                     f"[{speed['p25']:.2f}x-{speed['p75']:.2f}x]" if speed else "; not timed"))
+                                                     f"[{speed['p25']:.2f}x-{speed['p75']:.2f}x]" if speed else "; not timed")
+                + (SYNTHETIC_ONLY if self.calibration.startswith(tuple("0123456789")) and "synthetic" in
+                   self.calibration.split(":")[0] else ""))
 
     def table(self) -> str:
         """Per weighted layer: the tactic, its float and int8 kernel times here, and why it stayed float."""
