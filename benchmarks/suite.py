@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# this checkout's haste_onnx, not an older one installed in the environment (here and in the CLI runs)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import suite_prep as prep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +115,8 @@ def resolve(argv: List[str], files: Dict[str, str]) -> List[str]:
 def run_cli(python: str, argv: List[str], stage: str, allow_nothing: bool = False) -> Optional[dict]:
     """`python -m haste_onnx.cli ARGV`: its JSON, or None on exit 5 when `allow_nothing` (SuiteError then
     carries nothing: the caller reads the reason from `last_nothing`)."""
-    proc = subprocess.run([python, "-m", "haste_onnx.cli", *argv], capture_output=True, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    proc = subprocess.run([python, "-m", "haste_onnx.cli", *argv], capture_output=True, text=True, env=env)
     if proc.returncode == NOTHING_TO_DO and allow_nothing:
         run_cli.last_nothing = error_line(proc.stderr) or error_line(proc.stdout)
         return None
