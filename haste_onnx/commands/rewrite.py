@@ -143,18 +143,21 @@ def _write_plain(args, model, static, int8, out, external, haste=None) -> int:
             doc["haste"] = {**haste[0].to_json(), "allocation": haste[2].to_json() if haste[2] is not None else None}
         print(json.dumps(doc, indent=2))
     else:
-        if static is not None:
-            print(static.table())
-            print(static.summary_line())
-        if int8 is not None:
-            print(int8.table())
-            print(int8.summary_line())
+        _print_steps(static, int8)
         if haste is not None:
             print(f"haste: nothing replaced on the layers left float: {_nothing(haste)}")
         print(f"wrote {out} (a plain ONNX model: onnx.checker full check"
               f"{'' if args.no_load_check else ', loads in onnxruntime without the op library'})")
     sys.stdout.flush()
     return 0
+
+
+def _print_steps(static, int8) -> None:
+    """The static pass's and the int8 tactic's tables and summary lines, for those that ran."""
+    for step in (static, int8):
+        if step is not None:
+            print(step.table())
+            print(step.summary_line())
 
 
 def _nothing(haste) -> str:
@@ -182,12 +185,7 @@ def _print(args, report, plan, out, written: bool, probe=None, static=None, int8
             doc["steerable"] = steer
         print(json.dumps(doc, indent=2))
         return
-    if static is not None:
-        print(static.table())
-        print(static.summary_line())
-    if int8 is not None:
-        print(int8.table())
-        print(int8.summary_line())
+    _print_steps(static, int8)
     print(layers_table(with_times(report.layers, plan)))
     lines = []
     if args.plan:
