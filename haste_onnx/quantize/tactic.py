@@ -125,7 +125,9 @@ def choose_int8(model: onnx.ModelProto, calibration: np.ndarray, calibration_tex
     layers = weighted_layers(named)
     target = options.fidelity
     if not layers:
-        return Int8Choice(None, {}, calibration_text, reason="no layer with a constant weight to quantize")
+        return Int8Choice(None, {}, calibration_text,
+                          reason="no Conv, Gemm or MatMul whose weight is an initializer (onnxruntime's quantizer "
+                                 "takes those only; a weight made by a Constant node is not one)")
     say(f"int8: quantizing {len(layers)} layer(s), calibrated on {calibration_text} ...")
     every = quantize_model(named, calibration)
     float_ms = int8_ms = {n: None for n in layers}
