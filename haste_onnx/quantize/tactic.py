@@ -67,17 +67,16 @@ class Int8Choice:
     def summary_line(self) -> str:
         if self.model is None:
             return f"int8: not used: {self.reason}"
-        kept = [n for n, row in self.layers.items() if row["tactic"] == "float"]
+        kept = {n: row["reason"] for n, row in self.layers.items() if row["tactic"] == "float"}
+        which = (f"{len(self.quantized())} of {len(self.layers)} weighted layer(s) quantized "
+                 f"({', '.join(sorted(set(kept.values())))} for the {len(kept)} kept float)" if kept
+                 else f"all {len(self.layers)} weighted layer(s) quantized")
         speed = self.speed["ratio"] if self.speed else None
-        return (f"int8: {len(self.quantized())} of {len(self.layers)} weighted layer(s) quantized "
-                f"({', '.join(sorted({r['reason'] for n, r in self.layers.items() if n in kept}))} for the "
-                f"{len(kept)} kept float) " if kept else
-                f"int8: all {len(self.layers)} weighted layer(s) quantized ") + (
-                f"with onnxruntime's quantize_static (QDQ, per-channel, U8S8), calibrated on {self.calibration}; "
-                f"{fidelity_text(self.fidelity)}" + (f"; int8 model {speed['median']:.2f}x the float one "
-                                                     f"[{speed['p25']:.2f}x-{speed['p75']:.2f}x]" if speed else "; not timed")
-                + (SYNTHETIC_ONLY if self.calibration.startswith(tuple("0123456789")) and "synthetic" in
-                   self.calibration.split(":")[0] else ""))
+        timed = (f"int8 model {speed['median']:.2f}x the float one [{speed['p25']:.2f}x-{speed['p75']:.2f}x]"
+                 if speed else "not timed")
+        data_free = "(data-free)" in self.calibration.split(":")[0]
+        return (f"int8: {which} with onnxruntime's quantize_static (QDQ, per-channel, U8S8), calibrated on "
+                f"{self.calibration}; {fidelity_text(self.fidelity)}; {timed}" + (SYNTHETIC_ONLY if data_free else ""))
 
     def table(self) -> str:
         """Per weighted layer: the tactic, its float and int8 kernel times here, and why it stayed float."""
